@@ -1,0 +1,103 @@
+/* dnsmsg: the DNS message codec, on c-ares (name expansion and validation
+ * with ares_expand_name, the header macros of ares_dns.h). c-ares 1.18.1 has
+ * no EDNS option API, so the OPT walk, padding (RFC 7830/8467) and
+ * truncation live here.
+ *
+ * Nothing here allocates for the caller: outputs go to caller buffers. */
+#ifndef DOTSTUB_DNSMSG_H
+#define DOTSTUB_DNSMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNSMSG_HEADER_LEN 12
+/* A question section: a name of at most 255 bytes, type and class. */
+#define DNSMSG_QUESTION_MAX (255 + 4)
+/* Largest message we handle (a TCP/TLS frame). */
+#define DNSMSG_MAX 65535
+/* The UDP payload size we advertise to clients (DNS Flag Day 2020). */
+#define DNSMSG_EDNS_UDP_SIZE 1232
+
+enum {
+	DNSMSG_RCODE_NOERROR = 0,
+	DNSMSG_RCODE_FORMERR = 1,
+	DNSMSG_RCODE_SERVFAIL = 2,
+	DNSMSG_RCODE_NOTIMP = 4,
+};
+
+/* What to do with a message a client sent. */
+typedef enum {
+	DNSMSG_OK = 0,     /* a query to forward */
+	DNSMSG_DROP,       /* no reply at all: too short, or QR=1 (no loops) */
+	DNSMSG_FORMERR,    /* reply FORMERR */
+	DNSMSG_NOTIMP,     /* reply NOTIMP: opcode other than QUERY */
+} dnsmsg_verdict_t;
+
+/* What a client's query says, as far as forwarding needs it. */
+typedef struct {
+	uint16_t id;
+	uint16_t qtype;
+	uint16_t qclass;
+	/* The question section in wire form (name, type, class), exactly as
+	 * the client sent it; answers are matched against it. */
+	uint8_t question[DNSMSG_QUESTION_MAX];
+	size_t question_len;
+	int has_question;  /* 1 once the question was read (even on FORMERR) */
+	int edns;          /* the client sent an OPT record */
+	int edns_do;       /* ... with the DO bit */
+	/* Largest answer the client takes over UDP: 512 without EDNS, else its
+	 * advertised payload size (never below 512). */
+	uint16_t udp_max;
+} dnsmsg_query_t;
+
+/* Check a client's message and fill *q. Anything but DNSMSG_OK leaves *q
+ * usable only for dnsmsg_error_reply(). Never reads past len. */
+dnsmsg_verdict_t dnsmsg_parse_query(const uint8_t *msg, size_t len,
+				    dnsmsg_query_t *q);
+
+/* The question's name in presentation form (via ares_expand_name), for
+ * logs. Writes "?" when the name cannot be read. */
+void dnsmsg_query_name(const dnsmsg_query_t *q, char *buf, size_t cap);
+
+/* A reply with `rcode` to a client's message: header (q->id; opcode and RD
+ * from msg; QR and RA set), the question when it was readable, and an OPT record when
+ * the client sent one. Returns the length written, 0 when cap is too
+ * small. */
+size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
+			  size_t len, int rcode, uint8_t *out, size_t cap);
+
+/* The message to send upstream: the client's query with `id`, its OPT
+ * (added when missing, so that padding has a home) padded with the EDNS
+ * padding option to a multiple of `pad_block` bytes (0: no padding).
+ * Returns the length written, or 0 when it does not fit in cap. */
+size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
+			     const dnsmsg_query_t *q, uint16_t id,
+			     size_t pad_block, uint8_t *out, size_t cap);
+
+/* Replace the ID of a message of at least a header's length. */
+void dnsmsg_set_id(uint8_t *msg, uint16_t id);
+uint16_t dnsmsg_get_id(const uint8_t *msg);
+
+/* 1 when `ans` is a response (QR=1) whose single question equals
+ * `question` (names compared case-insensitively), else 0. */
+int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
+			  const uint8_t *question, size_t question_len);
+
+/* The answer as the client gets it: the client's ID, the padding option
+ * removed (and the whole OPT when the client sent none), and, when longer
+ * than `max` (the client's UDP size; 0 = no limit, TCP), cut to header,
+ * question and OPT with TC=1. Returns the length written, 0 when the
+ * answer cannot be read (the caller answers SERVFAIL). */
+size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
+				  const dnsmsg_query_t *q, size_t max,
+				  uint8_t *out, size_t cap);
+
+/* A recursive query for name/type (class IN) with `id`, built by
+ * ares_create_query, for --probe. Returns the length, 0 on failure. */
+size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,
+			  uint8_t *out, size_t cap);
+
+/* The RCODE of a message of at least a header's length. */
+int dnsmsg_rcode(const uint8_t *msg);
+
+#endif

@@ -1,0 +1,57 @@
+/* query: one query's life, client -> upstream -> client: validation, the
+ * upstream message, a deadline, one resend elsewhere when a connection
+ * dies, and the answer (or SERVFAIL, FORMERR, NOTIMP) back to the client
+ * with its own ID. */
+#ifndef DOTSTUB_QUERY_H
+#define DOTSTUB_QUERY_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dotstub/config.h"
+#include "dotstub/upstream.h"
+
+typedef struct query_env query_env_t;
+
+/* How an answer gets back to the client that asked. The query module
+ * calls hold(owner) when it keeps the client past query_submit() and
+ * release(owner) when done with it (both may be NULL: UDP listeners live
+ * as long as the loop). */
+typedef struct {
+	void (*reply)(void *owner, const struct sockaddr_storage *addr,
+		      socklen_t addrlen, const uint8_t *msg, size_t len);
+	void (*hold)(void *owner);
+	void (*release)(void *owner);
+	void *owner;
+	int udp;   /* answers must fit the client's UDP size */
+} query_client_t;
+
+typedef struct {
+	unsigned long received;
+	unsigned long dropped;     /* no reply: short, QR=1 */
+	unsigned long formerr;
+	unsigned long notimp;
+	unsigned long answered;
+	unsigned long servfail;
+	unsigned long truncated;
+	unsigned long resent;
+} query_stats_t;
+
+/* cfg and upstreams must outlive the environment. */
+query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
+			      upstream_set_t *upstreams);
+/* Ends every query still open (no reply) and frees the environment. */
+void query_env_destroy(query_env_t *env);
+
+/* Handle one message from a client (addr: where the answer goes, for
+ * UDP). The reply may be sent before this returns. */
+void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
+		  const query_client_t *client,
+		  const struct sockaddr_storage *addr, socklen_t addrlen);
+
+size_t query_inflight(const query_env_t *env);
+const query_stats_t *query_stats(const query_env_t *env);
+
+#endif

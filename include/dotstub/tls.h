@@ -1,0 +1,98 @@
+/* tls: everything GnuTLS, behind dotstub's own status values. No other
+ * module calls gnutls_*.
+ *
+ * Policy (RFC 8310 strict profile): TLS 1.3 or 1.2, AEAD ciphers, ECDHE;
+ * SNI and ALPN "dot"; the peer must present a chain trusted by the context's
+ * anchors whose leaf matches the auth name (or, without a name, the IP
+ * address), and when pins are given, one certificate of the chain must
+ * carry a pinned SPKI. Anything else fails the handshake. */
+#ifndef DOTSTUB_TLS_H
+#define DOTSTUB_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+	TLS_OK = 0,
+	TLS_AGAIN_INPUT,   /* call again when the socket is readable */
+	TLS_AGAIN_OUTPUT,  /* call again when the socket is writable */
+	TLS_CLOSED,        /* the peer closed the session (EOF, close_notify) */
+	TLS_FAILED,        /* fatal; tls_session_error() says why */
+} tls_status_t;
+
+#define TLS_PIN_LEN 32   /* SHA-256 of the DER SubjectPublicKeyInfo */
+#define TLS_PIN_B64_LEN 44
+
+typedef struct {
+	uint8_t sha256[TLS_PIN_LEN];
+} tls_pin_t;
+
+/* Parse a base64 pin (as certtool prints after "pin-sha256:"; the prefix
+ * is accepted too). Returns 0, or -EINVAL. */
+int tls_pin_parse(const char *text, tls_pin_t *pin);
+/* Base64 form; buf needs TLS_PIN_B64_LEN + 1 bytes. */
+void tls_pin_format(const tls_pin_t *pin, char *buf, size_t cap);
+
+/* Trust anchors and the compiled priority string. */
+typedef struct tls_ctx tls_ctx_t;
+
+/* ca_file: PEM anchors, or NULL for the system store. Returns NULL and
+ * writes the reason to err on failure (unreadable file, no certificate). */
+tls_ctx_t *tls_ctx_create(const char *ca_file, char *err, size_t errlen);
+void tls_ctx_destroy(tls_ctx_t *ctx);
+
+/* Who the peer must be. The strings and pins must outlive the session. */
+typedef struct {
+	const char *auth_name;  /* DNS name for SNI and verification, or NULL */
+	const char *ip_text;    /* the address, verified when there is no name */
+	const tls_pin_t *pins;
+	size_t npins;
+} tls_peer_t;
+
+typedef struct tls_session tls_session_t;
+
+/* A client session over the connected (or connecting) non-blocking socket
+ * fd, which stays the caller's. Returns NULL with err filled on failure. */
+tls_session_t *tls_session_create(tls_ctx_t *ctx, int fd,
+				  const tls_peer_t *peer,
+				  char *err, size_t errlen);
+void tls_session_destroy(tls_session_t *s);
+
+/* Offer a ticket saved from an earlier session with the same peer. */
+void tls_session_set_ticket(tls_session_t *s, const uint8_t *data, size_t len);
+/* The newest ticket the server sent (after the handshake, once the first
+ * records were read): 1 and *data and *len (valid until the session is
+ * destroyed), or 0 when there is none. */
+int tls_session_ticket(tls_session_t *s, const uint8_t **data, size_t *len);
+/* 1 when the handshake resumed a session (no certificate exchanged). */
+int tls_session_resumed(tls_session_t *s);
+
+/* Drive the handshake; TLS_OK once it is complete and the peer verified. */
+tls_status_t tls_session_handshake(tls_session_t *s);
+
+/* Send up to len bytes; *sent is set on TLS_OK. After TLS_AGAIN_*, call
+ * again with the same data (the pending record is completed first). */
+tls_status_t tls_session_send(tls_session_t *s, const uint8_t *data,
+			      size_t len, size_t *sent);
+
+/* Receive into buf; *got > 0 on TLS_OK. */
+tls_status_t tls_session_recv(tls_session_t *s, uint8_t *buf, size_t cap,
+			      size_t *got);
+
+/* Decrypted bytes GnuTLS holds that no poll() will announce. */
+size_t tls_session_pending(tls_session_t *s);
+
+/* Best-effort close_notify (never blocks). */
+void tls_session_bye(tls_session_t *s);
+
+/* Why the last call failed: the verification failure (name, trust, pin)
+ * or the GnuTLS error text. Valid until the session is destroyed. */
+const char *tls_session_error(const tls_session_t *s);
+
+/* Print the peer's chain (subject, issuer, validity, pin-sha256 of each
+ * certificate), protocol, cipher, ALPN, and the verification verdict, as
+ * --probe shows it. Works after a failed verification too. */
+void tls_session_describe(tls_session_t *s, FILE *out);
+
+#endif

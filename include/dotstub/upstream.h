@@ -1,0 +1,50 @@
+/* upstream: the set of DoT upstreams, their health, the choice of one for
+ * each query, and each upstream's pool of connections.
+ *
+ * Choice: the first healthy upstream in configuration order (failover);
+ * an upstream whose connection attempt failed is down for a backoff that
+ * doubles per failure up to UPSTREAM_BACKOFF_MAX_MS, then tried again. When
+ * all are down, the one that failed longest ago is tried rather than
+ * failing at once. Within an upstream: a connection with room, preferring
+ * ready ones; else a new connection while the pool has room. */
+#ifndef DOTSTUB_UPSTREAM_H
+#define DOTSTUB_UPSTREAM_H
+
+#include <ev.h>
+
+#include "dotstub/config.h"
+#include "dotstub/dot_conn.h"
+#include "dotstub/tls.h"
+
+#define UPSTREAM_BACKOFF_MIN_MS 250
+#define UPSTREAM_BACKOFF_MAX_MS 4000
+
+typedef struct upstream_set upstream_set_t;
+
+/* cfg (its upstreams array) and tls must outlive the set. */
+upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
+				    tls_ctx_t *tls);
+void upstream_set_destroy(upstream_set_t *set);
+
+/* Send msg for req on the best connection, avoiding the upstream that
+ * req->upstream names (the one that just failed) when another exists.
+ * Returns 0, or a negative errno when no connection can take it. */
+int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
+		  size_t len);
+
+/* The upstream's "IP@PORT#NAME", for logs. */
+const char *upstream_name(const void *upstream);
+
+/* Stop taking queries: drain every connection (shutdown). */
+void upstream_set_drain(upstream_set_t *set);
+
+typedef struct {
+	unsigned long handshakes;  /* full handshakes */
+	unsigned long resumed;     /* resumed handshakes */
+	unsigned long conn_failures;
+	unsigned long unmatched;   /* answers dropped: unknown ID or question */
+} upstream_stats_t;
+
+void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out);
+
+#endif

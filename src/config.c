@@ -1,0 +1,385 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotstub/config.h"
+#include "dotstub/log.h"
+#include "dotstub/xmalloc.h"
+
+static const char *const DEFAULT_LISTEN[] = { "127.0.0.1@53", "::1@53" };
+static const char *const DEFAULT_UPSTREAMS[] = {
+	"1.1.1.1@853#cloudflare-dns.com",
+	"1.0.0.1@853#cloudflare-dns.com",
+	"2606:4700:4700::1111@853#cloudflare-dns.com",
+	"2606:4700:4700::1001@853#cloudflare-dns.com",
+};
+
+static int parse_port(const char *s, uint16_t *port)
+{
+	char *end;
+	long v;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int config_parse_addr(const char *text, uint16_t default_port,
+		      struct sockaddr_storage *addr, socklen_t *addrlen)
+{
+	char host[64];
+	const char *at = strchr(text, '@');
+	size_t hlen = at ? (size_t)(at - text) : strlen(text);
+	uint16_t port = default_port;
+
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	if (host[0] == '[') {
+		if (hlen < 3 || host[hlen - 1] != ']')
+			return -EINVAL;
+		memmove(host, host + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+	}
+	if (at && parse_port(at + 1, &port) < 0)
+		return -EINVAL;
+	memset(addr, 0, sizeof(*addr));
+	struct sockaddr_in *in4 = (struct sockaddr_in *)addr;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		*addrlen = sizeof(*in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		*addrlen = sizeof(*in6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Host names as certificates carry them: LDH labels of 1..63 bytes. */
+static int valid_name(const char *name)
+{
+	size_t label = 0, len = strlen(name);
+
+	if (len == 0 || len > CONFIG_NAME_MAX || name[0] == '.')
+		return 0;
+	for (const char *p = name; *p; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+/* "IP@PORT" for logs, brackets-free like the command line. */
+static void format_addr(const struct sockaddr_storage *addr, char *ip,
+			size_t iplen, uint16_t *port)
+{
+	if (addr->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen);
+		*port = ntohs(in6->sin6_port);
+	} else {
+		const struct sockaddr_in *in4 = (const void *)addr;
+		inet_ntop(AF_INET, &in4->sin_addr, ip, (socklen_t)iplen);
+		*port = ntohs(in4->sin_port);
+	}
+}
+
+int config_parse_upstream(const char *text, config_upstream_t *u)
+{
+	char addr[64];
+	const char *hash = strchr(text, '#');
+	size_t alen = hash ? (size_t)(hash - text) : strlen(text);
+	uint16_t port;
+
+	memset(u, 0, sizeof(*u));
+	if (alen >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, text, alen);
+	addr[alen] = '\0';
+	if (config_parse_addr(addr, CONFIG_DOT_PORT, &u->addr, &u->addrlen) < 0)
+		return -EINVAL;
+	if (hash) {
+		if (!valid_name(hash + 1))
+			return -EINVAL;
+		snprintf(u->name, sizeof(u->name), "%s", hash + 1);
+	}
+	format_addr(&u->addr, u->ip_text, sizeof(u->ip_text), &port);
+	snprintf(u->text, sizeof(u->text), "%s@%u%s%s", u->ip_text, port,
+		 u->name[0] ? "#" : "", u->name);
+	return 0;
+}
+
+static int add_listen(config_t *cfg, const char *text, int optional)
+{
+	config_listen_t *l;
+	uint16_t port;
+	char ip[48];
+
+	cfg->listen = xrealloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*l));
+	l = &cfg->listen[cfg->nlisten];
+	memset(l, 0, sizeof(*l));
+	if (config_parse_addr(text, CONFIG_DNS_PORT, &l->addr, &l->addrlen) < 0)
+		return -EINVAL;
+	format_addr(&l->addr, ip, sizeof(ip), &port);
+	snprintf(l->text, sizeof(l->text), "%s@%u", ip, port);
+	l->optional = optional;
+	cfg->nlisten++;
+	return 0;
+}
+
+static int add_upstream(config_t *cfg, const char *text)
+{
+	cfg->upstreams = xrealloc(cfg->upstreams,
+				  (cfg->nupstreams + 1) * sizeof(config_upstream_t));
+	if (config_parse_upstream(text, &cfg->upstreams[cfg->nupstreams]) < 0)
+		return -EINVAL;
+	cfg->nupstreams++;
+	return 0;
+}
+
+static int add_pin(config_t *cfg, const char *text)
+{
+	tls_pin_t pin;
+
+	if (tls_pin_parse(text, &pin) < 0)
+		return -EINVAL;
+	cfg->pins = xrealloc(cfg->pins, (cfg->npins + 1) * sizeof(pin));
+	cfg->pins[cfg->npins++] = pin;
+	return 0;
+}
+
+static void set_defaults(config_t *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = LOG_LVL_INFO;
+	/* Stub clients (glibc, dig) give up after 5 s: a SERVFAIL must come
+	 * before that to be of use. */
+	cfg->query_timeout_ms = 4000;
+	cfg->connect_timeout_ms = 2000;
+	/* Cloudflare resets idle DoT connections after 10 s. */
+	cfg->idle_timeout_ms = 9000;
+	cfg->tcp_client_timeout_ms = 10000;
+	cfg->max_inflight = 100;
+	cfg->pool_size = 2;
+	cfg->padding_block = 128;
+	cfg->max_tcp_clients = 256;
+}
+
+enum {
+	OPT_CA_FILE = 256, OPT_PIN, OPT_USER, OPT_PIDFILE, OPT_CHECK,
+	OPT_PROBE, OPT_METRICS, OPT_VERSION,
+};
+
+static const struct option LONG_OPTS[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "upstream", required_argument, NULL, 'u' },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+	{ "pin", required_argument, NULL, OPT_PIN },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "daemonize", no_argument, NULL, 'd' },
+	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "check-config", no_argument, NULL, OPT_CHECK },
+	{ "probe", required_argument, NULL, OPT_PROBE },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void replace(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = xstrdup(src);
+}
+
+/* One option; returns 0 or -1 with err set. */
+static int apply_option(config_t *cfg, int opt, const char *arg,
+			char *err, size_t errlen)
+{
+	switch (opt) {
+	case 'c': replace(&cfg->config_file, arg); break;
+	case 'l':
+		if (add_listen(cfg, arg, 0) < 0)
+			goto bad;
+		break;
+	case 'u':
+		if (add_upstream(cfg, arg) < 0)
+			goto bad;
+		break;
+	case OPT_CA_FILE: replace(&cfg->ca_file, arg); break;
+	case OPT_PIN:
+		if (add_pin(cfg, arg) < 0)
+			goto bad;
+		break;
+	case OPT_USER: replace(&cfg->user, arg); break;
+	case 'd': cfg->daemonize = 1; break;
+	case OPT_PIDFILE: replace(&cfg->pidfile, arg); break;
+	case 'v': cfg->log_level = LOG_LVL_DEBUG; break;
+	case 'q': cfg->log_level = LOG_LVL_WARN; break;
+	case OPT_CHECK: cfg->mode = CONFIG_CHECK; break;
+	case OPT_PROBE:
+		if (config_parse_upstream(arg, &cfg->probe) < 0)
+			goto bad;
+		cfg->mode = CONFIG_PROBE;
+		break;
+	case OPT_METRICS: {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		if (!strchr(arg, '@') || config_parse_addr(arg, 0, &ss, &len) < 0)
+			goto bad;
+		replace(&cfg->metrics, arg);
+		break;
+	}
+	case OPT_VERSION: cfg->mode = CONFIG_VERSION; break;
+	case 'h': cfg->mode = CONFIG_HELP; break;
+	default:
+		snprintf(err, errlen, "unknown option (see --help)");
+		return -1;
+	}
+	return 0;
+bad:
+	for (const struct option *o = LONG_OPTS; o->name; o++)
+		if (o->val == opt) {
+			snprintf(err, errlen, "--%s: invalid value '%s'", o->name, arg);
+			return -1;
+		}
+	snprintf(err, errlen, "invalid value '%s'", arg);
+	return -1;
+}
+
+/* What the command line left unset falls back to the built-in defaults;
+ * --pin applies to the command-line upstreams (or the defaults). */
+static void finish(config_t *cfg)
+{
+	for (size_t i = 0; cfg->nlisten == 0 && i < 2; i++)
+		add_listen(cfg, DEFAULT_LISTEN[i], i == 1);
+	for (size_t i = 0; cfg->nupstreams == 0 && i < 4; i++)
+		add_upstream(cfg, DEFAULT_UPSTREAMS[i]);
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		cfg->upstreams[i].pins = cfg->pins;
+		cfg->upstreams[i].npins = cfg->npins;
+	}
+	cfg->probe.pins = cfg->pins;
+	cfg->probe.npins = cfg->npins;
+}
+
+int config_from_args(config_t *cfg, int argc, char **argv,
+		     char *err, size_t errlen)
+{
+	int opt;
+
+	set_defaults(cfg);
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":c:l:u:dvqh", LONG_OPTS, NULL)) != -1) {
+		if (opt == '?' || opt == ':') {
+			const char *what = argv[optind - 1];
+			snprintf(err, errlen, opt == ':' ? "%s: missing value"
+				 : "unknown option '%s' (see --help)", what);
+			return -1;
+		}
+		if (apply_option(cfg, opt, optarg, err, errlen) < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	finish(cfg);
+	return 0;
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+	char pin[TLS_PIN_B64_LEN + 1];
+
+	fprintf(out, "# effective configuration\n[server]\n");
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		fprintf(out, "listen = %s\n", cfg->listen[i].text);
+	fprintf(out, "query-timeout = %u\nconnect-timeout = %u\n"
+		"idle-timeout = %u\ntcp-client-timeout = %u\n"
+		"max-inflight = %u\npool-size = %u\npadding-block = %u\n"
+		"max-tcp-clients = %u\n",
+		cfg->query_timeout_ms, cfg->connect_timeout_ms,
+		cfg->idle_timeout_ms, cfg->tcp_client_timeout_ms,
+		cfg->max_inflight, cfg->pool_size, cfg->padding_block,
+		cfg->max_tcp_clients);
+	if (cfg->user)
+		fprintf(out, "user = %s\n", cfg->user);
+	if (cfg->pidfile)
+		fprintf(out, "pidfile = %s\n", cfg->pidfile);
+	if (cfg->metrics)
+		fprintf(out, "metrics = %s\n", cfg->metrics);
+	fprintf(out, "\n[upstream]\nca-file = %s\n",
+		cfg->ca_file ? cfg->ca_file : "(system trust store)");
+	for (size_t i = 0; i < cfg->npins; i++) {
+		tls_pin_format(&cfg->pins[i], pin, sizeof(pin));
+		fprintf(out, "pin = %s\n", pin);
+	}
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		fprintf(out, "server = %s\n", cfg->upstreams[i].text);
+}
+
+void config_usage(FILE *out)
+{
+	fputs("Usage: dotstub [options]\n"
+	      "DNS-over-TLS stub resolver: plain DNS in on loopback, TLS out.\n\n"
+	      "  -c, --config FILE               configuration file\n"
+	      "  -l, --listen ADDR[@PORT]        UDP+TCP listener, repeatable\n"
+	      "                                  (default 127.0.0.1@53, ::1@53)\n"
+	      "  -u, --upstream IP[@PORT][#NAME] DoT upstream, repeatable\n"
+	      "                                  (default Cloudflare, cloudflare-dns.com)\n"
+	      "      --ca-file FILE              PEM trust anchors instead of the system store\n"
+	      "      --pin BASE64                SPKI SHA-256 pin, repeatable\n"
+	      "      --user USER                 drop privileges after binding\n"
+	      "  -d, --daemonize                 detach, log to syslog\n"
+	      "      --pidfile FILE              write the PID after binding\n"
+	      "  -v, --verbose                   debug logging\n"
+	      "  -q, --quiet                     warnings and errors only\n"
+	      "      --check-config              validate, print the effective configuration\n"
+	      "      --probe IP[@PORT][#NAME]    connect once, show the chain and verdict\n"
+	      "      --metrics ADDR@PORT         Prometheus metrics at http://ADDR:PORT/metrics\n"
+	      "      --version, -h, --help\n", out);
+}
+
+void config_free(config_t *cfg)
+{
+	free(cfg->listen);
+	free(cfg->upstreams);
+	free(cfg->pins);
+	free(cfg->ca_file);
+	free(cfg->config_file);
+	free(cfg->user);
+	free(cfg->pidfile);
+	free(cfg->metrics);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,482 @@
+#include "config.h"
+
+#include <ares.h>
+#include <ares_dns.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dotstub/dnsmsg.h"
+
+#define TYPE_OPT 41
+#define OPT_PADDING 12
+#define RR_FIXED_LEN 10
+#define OPT_EMPTY_LEN (1 + RR_FIXED_LEN)
+
+/* One resource record as it sits in a message. */
+struct rr {
+	size_t start;   /* owner name */
+	size_t fixed;   /* type, class, ttl, rdlength */
+	size_t rdata;
+	size_t end;
+	uint16_t type;
+	uint16_t rclass;
+	uint32_t ttl;
+};
+
+/* An output buffer that remembers running out of room, so that builders can
+ * append freely and test once at the end. */
+struct out {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+	int full;
+};
+
+static void put(struct out *o, const void *data, size_t n)
+{
+	if (o->full || o->cap - o->len < n) {
+		o->full = 1;
+		return;
+	}
+	memcpy(o->p + o->len, data, n);
+	o->len += n;
+}
+
+static void put16(struct out *o, uint16_t v)
+{
+	uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	put(o, b, 2);
+}
+
+static void put32(struct out *o, uint32_t v)
+{
+	put16(o, (uint16_t)(v >> 16));
+	put16(o, (uint16_t)v);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+/* Step over a wire-format name; compression pointers end it. Sets
+ * *compressed when the name uses one. Returns 0, or -1 when malformed. */
+static int skip_name(const uint8_t *m, size_t len, size_t *off, int *compressed)
+{
+	size_t p = *off, total = 1;
+
+	*compressed = 0;
+	while (p < len) {
+		uint8_t c = m[p];
+		if (c == 0) {
+			*off = p + 1;
+			return 0;
+		}
+		if ((c & 0xc0) == 0xc0) {
+			if (p + 2 > len)
+				return -1;
+			*off = p + 2;
+			*compressed = 1;
+			return 0;
+		}
+		if (c & 0xc0)
+			return -1;  /* extended label types are obsolete */
+		total += (size_t)c + 1;
+		if (total > 255)
+			return -1;
+		p += (size_t)c + 1;
+	}
+	return -1;
+}
+
+static int next_rr(const uint8_t *m, size_t len, size_t *off, struct rr *rr)
+{
+	int compressed;
+
+	rr->start = *off;
+	if (skip_name(m, len, off, &compressed) < 0)
+		return -1;
+	if (len - *off < RR_FIXED_LEN)
+		return -1;
+	rr->fixed = *off;
+	rr->type = DNS_RR_TYPE(m + *off);
+	rr->rclass = DNS_RR_CLASS(m + *off);
+	rr->ttl = DNS_RR_TTL(m + *off);
+	rr->rdata = *off + RR_FIXED_LEN;
+	size_t rdlen = DNS_RR_LEN(m + *off);
+	if (len - rr->rdata < rdlen)
+		return -1;
+	rr->end = rr->rdata + rdlen;
+	*off = rr->end;
+	return 0;
+}
+
+/* Skip `count` records from *off. */
+static int skip_rrs(const uint8_t *m, size_t len, size_t *off, unsigned count)
+{
+	struct rr rr;
+
+	while (count--)
+		if (next_rr(m, len, off, &rr) < 0)
+			return -1;
+	return 0;
+}
+
+/* The EDNS options of an OPT record must tile its RDATA exactly. */
+static int options_valid(const uint8_t *m, const struct rr *opt)
+{
+	size_t p = opt->rdata;
+
+	while (p < opt->end) {
+		if (opt->end - p < 4)
+			return 0;
+		size_t olen = get16(m + p + 2);
+		if (opt->end - p - 4 < olen)
+			return 0;
+		p += 4 + olen;
+	}
+	return 1;
+}
+
+/* Copy the options of an OPT record, all but padding. */
+static void put_options_unpadded(struct out *o, const uint8_t *m,
+				 const struct rr *opt)
+{
+	size_t p = opt->rdata;
+
+	while (p + 4 <= opt->end) {
+		size_t olen = get16(m + p + 2);
+		if (get16(m + p) != OPT_PADDING)
+			put(o, m + p, 4 + olen);
+		p += 4 + olen;
+	}
+}
+
+/* Read the one question at offset 12 into q. Returns 0, or -1. */
+static int read_question(const uint8_t *m, size_t len, dnsmsg_query_t *q,
+			 size_t *off)
+{
+	char *name = NULL;
+	long enclen = 0;
+	int compressed;
+	size_t p = DNSMSG_HEADER_LEN;
+
+	/* c-ares validates the name (label lengths, pointers, total size). */
+	if (ares_expand_name(m + p, m, (int)len, &name, &enclen) != ARES_SUCCESS)
+		return -1;
+	ares_free_string(name);
+	/* A question's name is the first in the message: a pointer in it
+	 * can only point forward, which no sane sender does. */
+	if (skip_name(m, len, &p, &compressed) < 0 || compressed)
+		return -1;
+	if (len - p < 4)
+		return -1;
+	p += 4;
+	q->question_len = p - DNSMSG_HEADER_LEN;
+	memcpy(q->question, m + DNSMSG_HEADER_LEN, q->question_len);
+	q->qtype = get16(m + p - 4);
+	q->qclass = get16(m + p - 2);
+	q->has_question = 1;
+	*off = p;
+	return 0;
+}
+
+/* Walk the answer, authority and additional sections of a query, noting
+ * its OPT record. */
+static dnsmsg_verdict_t read_edns(const uint8_t *m, size_t len, size_t off,
+				  dnsmsg_query_t *q)
+{
+	struct rr rr;
+	unsigned ar = DNS_HEADER_ARCOUNT(m);
+
+	if (skip_rrs(m, len, &off, DNS_HEADER_ANCOUNT(m) +
+				   DNS_HEADER_NSCOUNT(m)) < 0)
+		return DNSMSG_FORMERR;
+	while (ar--) {
+		if (next_rr(m, len, &off, &rr) < 0)
+			return DNSMSG_FORMERR;
+		if (rr.type != TYPE_OPT)
+			continue;
+		/* RFC 6891 6.1.1: one OPT, owned by the root. */
+		if (q->edns || m[rr.start] != 0 || !options_valid(m, &rr))
+			return DNSMSG_FORMERR;
+		q->edns = 1;
+		q->edns_do = (rr.ttl & 0x8000) != 0;
+		q->udp_max = rr.rclass > 512 ? rr.rclass : 512;
+	}
+	return DNSMSG_OK;
+}
+
+dnsmsg_verdict_t dnsmsg_parse_query(const uint8_t *msg, size_t len,
+				    dnsmsg_query_t *q)
+{
+	size_t off = 0;
+
+	q->has_question = 0;
+	q->edns = q->edns_do = 0;
+	q->udp_max = 512;
+	q->question_len = 0;
+	q->id = len >= 2 ? DNS_HEADER_QID(msg) : 0;
+	if (len < DNSMSG_HEADER_LEN || DNS_HEADER_QR(msg))
+		return DNSMSG_DROP;
+	if (DNS_HEADER_QDCOUNT(msg) >= 1)
+		read_question(msg, len, q, &off);
+	if (DNS_HEADER_OPCODE(msg) != 0)
+		return DNSMSG_NOTIMP;
+	if (DNS_HEADER_QDCOUNT(msg) != 1 || !q->has_question)
+		return DNSMSG_FORMERR;
+	return read_edns(msg, len, off, q);
+}
+
+void dnsmsg_query_name(const dnsmsg_query_t *q, char *buf, size_t cap)
+{
+	char *name = NULL;
+	long enclen = 0;
+
+	if (!q->has_question ||
+	    ares_expand_name(q->question, q->question,
+			     (int)q->question_len, &name, &enclen) != ARES_SUCCESS) {
+		snprintf(buf, cap, "?");
+		return;
+	}
+	snprintf(buf, cap, "%s", name[0] ? name : ".");
+	ares_free_string(name);
+}
+
+static void put_opt_header(struct out *o, uint16_t udp_size, uint32_t ttl,
+			   uint16_t rdlen)
+{
+	uint8_t root = 0;
+
+	put(o, &root, 1);
+	put16(o, TYPE_OPT);
+	put16(o, udp_size);
+	put32(o, ttl);
+	put16(o, rdlen);
+}
+
+size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
+			  size_t len, int rcode, uint8_t *out, size_t cap)
+{
+	struct out o = { out, 0, cap, 0 };
+	uint8_t h[DNSMSG_HEADER_LEN] = { 0 };
+	uint8_t opcode = len > 2 ? DNS_HEADER_OPCODE(msg) : 0;
+	uint8_t rd = len > 2 ? DNS_HEADER_RD(msg) : 0;
+	int with_q = q->has_question && opcode == 0;
+
+	DNS_HEADER_SET_QID(h, q->id);
+	DNS_HEADER_SET_QR(h, 1);
+	DNS_HEADER_SET_OPCODE(h, opcode);
+	DNS_HEADER_SET_RD(h, rd);
+	DNS_HEADER_SET_RA(h, 1);
+	DNS_HEADER_SET_RCODE(h, rcode);
+	DNS_HEADER_SET_QDCOUNT(h, with_q ? 1 : 0);
+	DNS_HEADER_SET_ARCOUNT(h, q->edns ? 1 : 0);
+	put(&o, h, sizeof(h));
+	if (with_q)
+		put(&o, q->question, q->question_len);
+	if (q->edns)
+		put_opt_header(&o, DNSMSG_EDNS_UDP_SIZE,
+			       q->edns_do ? 0x8000 : 0, 0);
+	return o.full ? 0 : o.len;
+}
+
+void dnsmsg_set_id(uint8_t *msg, uint16_t id)
+{
+	DNS_HEADER_SET_QID(msg, id);
+}
+
+uint16_t dnsmsg_get_id(const uint8_t *msg)
+{
+	return DNS_HEADER_QID(msg);
+}
+
+/* Append a padding option that makes o->len a multiple of block, unless
+ * that would pass `limit` (then the message goes unpadded). */
+static void put_padding(struct out *o, size_t block, size_t limit)
+{
+	static const uint8_t zeros[256];
+	size_t with_hdr = o->len + 4;
+	size_t pad = (block - with_hdr % block) % block;
+
+	if (with_hdr + pad > limit)
+		return;
+	put16(o, OPT_PADDING);
+	put16(o, (uint16_t)pad);
+	while (pad > 0) {
+		size_t n = pad < sizeof(zeros) ? pad : sizeof(zeros);
+		put(o, zeros, n);
+		pad -= n;
+	}
+}
+
+size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
+			     const dnsmsg_query_t *q, uint16_t id,
+			     size_t pad_block, uint8_t *out, size_t cap)
+{
+	struct out o = { out, 0, cap, 0 };
+	struct rr rr, opt = { 0 };
+	size_t off = DNSMSG_HEADER_LEN + q->question_len;
+	unsigned ar = DNS_HEADER_ARCOUNT(msg), kept = 0;
+	int have_opt = 0;
+	size_t limit = cap < DNSMSG_MAX ? cap : DNSMSG_MAX;
+
+	/* Header and question and the (normally empty) answer and authority
+	 * sections go as they are. */
+	if (skip_rrs(msg, len, &off, DNS_HEADER_ANCOUNT(msg) +
+				     DNS_HEADER_NSCOUNT(msg)) < 0)
+		return 0;
+	put(&o, msg, off);
+	while (ar--) {
+		if (next_rr(msg, len, &off, &rr) < 0)
+			return 0;
+		if (rr.type == TYPE_OPT) {
+			opt = rr;
+			have_opt = 1;
+		} else {
+			put(&o, msg + rr.start, rr.end - rr.start);
+			kept++;
+		}
+	}
+	/* Our OPT goes last: the client's flags and options, minus any
+	 * padding of its own, then ours. */
+	size_t opt_at = o.len;
+	put_opt_header(&o, have_opt ? opt.rclass : DNSMSG_EDNS_UDP_SIZE,
+		       have_opt ? opt.ttl : 0, 0);
+	if (have_opt)
+		put_options_unpadded(&o, msg, &opt);
+	if (pad_block > 0)
+		put_padding(&o, pad_block, limit);
+	if (o.full || o.len > limit)
+		return 0;
+	size_t rdlen = o.len - opt_at - OPT_EMPTY_LEN;
+	out[opt_at + 9] = (uint8_t)(rdlen >> 8);
+	out[opt_at + 10] = (uint8_t)rdlen;
+	DNS_HEADER_SET_QID(out, id);
+	DNS_HEADER_SET_ARCOUNT(out, kept + 1);
+	return o.len;
+}
+
+static int tolower_ascii(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
+			  const uint8_t *question, size_t question_len)
+{
+	if (len < DNSMSG_HEADER_LEN + question_len || !DNS_HEADER_QR(ans) ||
+	    DNS_HEADER_QDCOUNT(ans) != 1)
+		return 0;
+	/* Label length bytes are below 64, so folding case byte by byte
+	 * never changes them: comparing the folded wire forms compares the
+	 * names label by label. */
+	const uint8_t *a = ans + DNSMSG_HEADER_LEN;
+	for (size_t i = 0; i < question_len; i++)
+		if (tolower_ascii(a[i]) != tolower_ascii(question[i]))
+			return 0;
+	return 1;
+}
+
+/* Copy the additional section with the OPT rewritten for the client: no
+ * padding, our UDP size; dropped entirely when the client sent no OPT.
+ * Sets *opt_out and *opt_len to where the OPT went (length 0: none). */
+static int put_additional(struct out *o, const uint8_t *ans, size_t len,
+			  size_t *off, unsigned count, int client_edns,
+			  unsigned *kept, size_t *opt_out, size_t *opt_len)
+{
+	struct rr rr;
+
+	*opt_out = (size_t)-1;
+	*opt_len = 0;
+	while (count--) {
+		if (next_rr(ans, len, off, &rr) < 0)
+			return -1;
+		if (rr.type != TYPE_OPT) {
+			put(o, ans + rr.start, rr.end - rr.start);
+			(*kept)++;
+			continue;
+		}
+		if (!client_edns || *opt_out != (size_t)-1 ||
+		    !options_valid(ans, &rr))
+			continue;
+		*opt_out = o->len;
+		put_opt_header(o, DNSMSG_EDNS_UDP_SIZE, rr.ttl, 0);
+		put_options_unpadded(o, ans, &rr);
+		*opt_len = o->len - *opt_out;
+		size_t rdlen = *opt_len - OPT_EMPTY_LEN;
+		if (!o->full) {
+			o->p[*opt_out + 9] = (uint8_t)(rdlen >> 8);
+			o->p[*opt_out + 10] = (uint8_t)rdlen;
+		}
+		(*kept)++;
+	}
+	return 0;
+}
+
+/* Header, question and OPT only, TC=1: the client retries over TCP. */
+static size_t truncate_to(uint8_t *out, size_t qend, size_t opt_at,
+			  size_t opt_len)
+{
+	if (opt_len)
+		memmove(out + qend, out + opt_at, opt_len);
+	DNS_HEADER_SET_TC(out, 1);
+	DNS_HEADER_SET_ANCOUNT(out, 0);
+	DNS_HEADER_SET_NSCOUNT(out, 0);
+	DNS_HEADER_SET_ARCOUNT(out, opt_len ? 1 : 0);
+	return qend + opt_len;
+}
+
+size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
+				  const dnsmsg_query_t *q, size_t max,
+				  uint8_t *out, size_t cap)
+{
+	struct out o = { out, 0, cap, 0 };
+	size_t off = DNSMSG_HEADER_LEN, qend, opt_at, opt_len;
+	unsigned kept = 0;
+	int compressed;
+
+	if (len < DNSMSG_HEADER_LEN)
+		return 0;
+	for (unsigned i = DNS_HEADER_QDCOUNT(ans); i > 0; i--) {
+		if (skip_name(ans, len, &off, &compressed) < 0 || len - off < 4)
+			return 0;
+		off += 4;
+	}
+	qend = off;
+	if (skip_rrs(ans, len, &off, DNS_HEADER_ANCOUNT(ans) +
+				     DNS_HEADER_NSCOUNT(ans)) < 0)
+		return 0;
+	put(&o, ans, off);
+	if (put_additional(&o, ans, len, &off, DNS_HEADER_ARCOUNT(ans),
+			   q->edns, &kept, &opt_at, &opt_len) < 0 || o.full)
+		return 0;
+	DNS_HEADER_SET_QID(out, q->id);
+	DNS_HEADER_SET_ARCOUNT(out, kept);
+	if (max > 0 && o.len > max)
+		return truncate_to(out, qend, opt_at, opt_len);
+	return o.len;
+}
+
+size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,
+			  uint8_t *out, size_t cap)
+{
+	unsigned char *buf = NULL;
+	int len = 0;
+	size_t n = 0;
+
+	if (ares_create_query(name, 1 /* IN */, qtype, id, 1, &buf, &len,
+			      DNSMSG_EDNS_UDP_SIZE) != ARES_SUCCESS)
+		return 0;
+	if ((size_t)len <= cap) {
+		memcpy(out, buf, (size_t)len);
+		n = (size_t)len;
+	}
+	ares_free_string(buf);
+	return n;
+}
+
+int dnsmsg_rcode(const uint8_t *msg)
+{
+	return DNS_HEADER_RCODE(msg);
+}

@@ -1,0 +1,478 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dotstub/dnsmsg.h"
+#include "dotstub/dot_conn.h"
+#include "dotstub/frame.h"
+#include "dotstub/idmap.h"
+#include "dotstub/log.h"
+#include "dotstub/xmalloc.h"
+
+struct dot_conn {
+	struct ev_loop *loop;
+	dot_conn_state_t state;
+	int fd;
+	const config_upstream_t *up;
+	tls_session_t *tls;
+	dot_conn_opts_t opts;
+	const dot_conn_events_t *ev;
+	void *arg;
+	ev_io io;
+	ev_timer timer;       /* connect/handshake deadline, then idle close */
+	ev_prepare flush;     /* writes queued in this loop pass go together */
+	int events;           /* what io watches: EV_READ | EV_WRITE */
+	int tls_wants_write;  /* a TLS operation waits for writability */
+	idmap_t *ids;
+	frame_reader_t *rd;
+	frame_writer_t *wr;
+	size_t sending;       /* bytes handed to the TLS send in progress */
+	ev_tstamp started;
+	int ticket_seen;
+	dot_conn_stats_t stats;
+};
+
+static void close_conn(dot_conn_t *c, int failed, const char *why);
+
+static void set_events(dot_conn_t *c, int events)
+{
+	if (events == c->events)
+		return;
+	ev_io_stop(c->loop, &c->io);
+	c->events = events;
+	if (events) {
+		ev_io_set(&c->io, c->fd, events);
+		ev_io_start(c->loop, &c->io);
+	}
+}
+
+/* Interest follows state: reading always once connected; writing while
+ * connecting, while TLS asks for it, or while queries wait to go out. */
+static void update_events(dot_conn_t *c)
+{
+	int ev = 0;
+
+	switch (c->state) {
+	case DOT_CONNECTING:
+		ev = EV_WRITE;
+		break;
+	case DOT_HANDSHAKE:
+		ev = c->tls_wants_write ? EV_WRITE : EV_READ;
+		break;
+	case DOT_READY:
+	case DOT_DRAINING:
+		ev = EV_READ | (c->tls_wants_write ? EV_WRITE : 0);
+		break;
+	case DOT_CLOSED:
+		break;
+	}
+	set_events(c, ev);
+}
+
+static void arm_idle(dot_conn_t *c)
+{
+	ev_timer_stop(c->loop, &c->timer);
+	if (idmap_count(c->ids) == 0 && c->opts.idle_timeout_ms) {
+		ev_timer_set(&c->timer, c->opts.idle_timeout_ms / 1000.0, 0.);
+		ev_timer_start(c->loop, &c->timer);
+	}
+}
+
+/* The one place the state changes. */
+static void change_state(dot_conn_t *c, dot_conn_state_t state)
+{
+	c->state = state;
+	if (state == DOT_READY)
+		arm_idle(c);
+	update_events(c);
+}
+
+/* Hand queued bytes to TLS until it pushes back. Returns -1 when the
+ * connection was closed. */
+static int flush_writes(dot_conn_t *c)
+{
+	const uint8_t *data;
+	size_t len, sent;
+
+	ev_prepare_stop(c->loop, &c->flush);
+	while ((len = frame_writer_data(c->wr, &data)) > 0) {
+		if (!c->sending)
+			c->sending = len;
+		tls_status_t st = tls_session_send(c->tls, data, c->sending, &sent);
+		if (st == TLS_AGAIN_INPUT || st == TLS_AGAIN_OUTPUT) {
+			c->tls_wants_write = st == TLS_AGAIN_OUTPUT;
+			update_events(c);
+			return 0;
+		}
+		if (st != TLS_OK) {
+			close_conn(c, 0, tls_session_error(c->tls));
+			return -1;
+		}
+		c->sending = 0;
+		frame_writer_consume(c->wr, sent);
+	}
+	c->tls_wants_write = 0;
+	update_events(c);
+	return 0;
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	dot_conn_t *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (c->state == DOT_READY || c->state == DOT_DRAINING)
+		flush_writes(c);
+}
+
+static void schedule_flush(dot_conn_t *c)
+{
+	if (c->state == DOT_READY || c->state == DOT_DRAINING)
+		ev_prepare_start(c->loop, &c->flush);
+}
+
+/* One message from the upstream. */
+static void handle_answer(dot_conn_t *c, const uint8_t *msg, size_t len)
+{
+	dot_req_t *req;
+
+	if (len < DNSMSG_HEADER_LEN) {
+		c->stats.unmatched++;
+		log_debug("upstream %s: dropped a %zu-byte message", c->up->text, len);
+		return;
+	}
+	req = idmap_get(c->ids, dnsmsg_get_id(msg));
+	if (!req || !dnsmsg_answer_matches(msg, len, req->question,
+					   req->question_len)) {
+		c->stats.unmatched++;
+		log_debug("upstream %s: dropped an answer with %s (id %u)",
+			  c->up->text, req ? "the wrong question" : "an unknown ID",
+			  dnsmsg_get_id(msg));
+		return;
+	}
+	idmap_remove(c->ids, req->id);
+	req->conn = NULL;
+	c->stats.answered++;
+	req->on_answer(req, msg, len);
+}
+
+/* Read everything TLS has, GnuTLS's own buffer included (level-triggered
+ * readiness does not see it). Returns -1 when the connection closed. */
+static int read_answers(dot_conn_t *c)
+{
+	for (;;) {
+		size_t avail, got;
+		uint8_t *space = frame_reader_space(c->rd, &avail);
+		tls_status_t st = tls_session_recv(c->tls, space, avail, &got);
+		const uint8_t *msg;
+		size_t len;
+
+		if (st == TLS_AGAIN_INPUT || st == TLS_AGAIN_OUTPUT) {
+			c->tls_wants_write = st == TLS_AGAIN_OUTPUT;
+			break;
+		}
+		if (st != TLS_OK) {
+			close_conn(c, 0, tls_session_error(c->tls));
+			return -1;
+		}
+		frame_reader_commit(c->rd, got);
+		while (frame_reader_next(c->rd, &msg, &len))
+			handle_answer(c, msg, len);
+	}
+	if (!c->ticket_seen && c->ev->on_ticket) {
+		const uint8_t *t;
+		size_t tlen;
+		if (tls_session_ticket(c->tls, &t, &tlen)) {
+			c->ticket_seen = 1;
+			c->ev->on_ticket(c->arg, t, tlen);
+		}
+	}
+	if (c->state == DOT_DRAINING && idmap_count(c->ids) == 0) {
+		close_conn(c, 0, NULL);
+		return -1;
+	}
+	const uint8_t *data;
+	if (frame_writer_data(c->wr, &data) > 0)
+		schedule_flush(c);  /* a send that waited for input */
+	arm_idle(c);
+	update_events(c);
+	return 0;
+}
+
+static void step_handshake(dot_conn_t *c)
+{
+	tls_status_t st = tls_session_handshake(c->tls);
+
+	if (st == TLS_AGAIN_INPUT || st == TLS_AGAIN_OUTPUT) {
+		c->tls_wants_write = st == TLS_AGAIN_OUTPUT;
+		update_events(c);
+		return;
+	}
+	if (st != TLS_OK) {
+		close_conn(c, 1, tls_session_error(c->tls));
+		return;
+	}
+	c->tls_wants_write = 0;
+	double ms = (ev_now(c->loop) - c->started) * 1000.0;
+	int resumed = tls_session_resumed(c->tls);
+	log_debug("upstream %s: TLS ready in %.1f ms%s", c->up->text, ms,
+		  resumed ? " (resumed)" : "");
+	change_state(c, DOT_READY);
+	if (c->ev->on_ready)
+		c->ev->on_ready(c->arg, c, resumed, ms);
+	if (c->state == DOT_READY)
+		flush_writes(c);
+}
+
+static void finish_connect(dot_conn_t *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		close_conn(c, 1, strerror(err));
+		return;
+	}
+	change_state(c, DOT_HANDSHAKE);
+	step_handshake(c);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	dot_conn_t *c = w->data;
+
+	(void)loop;
+	switch (c->state) {
+	case DOT_CONNECTING:
+		finish_connect(c);
+		break;
+	case DOT_HANDSHAKE:
+		step_handshake(c);
+		break;
+	case DOT_READY:
+	case DOT_DRAINING:
+		if ((revents & EV_WRITE) && flush_writes(c) < 0)
+			return;
+		if (revents & EV_READ)
+			read_answers(c);
+		break;
+	case DOT_CLOSED:
+		break;
+	}
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	dot_conn_t *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (c->state == DOT_CONNECTING || c->state == DOT_HANDSHAKE)
+		close_conn(c, 1, c->state == DOT_CONNECTING ? "connect timeout"
+							    : "TLS handshake timeout");
+	else if (idmap_count(c->ids) == 0)
+		close_conn(c, 0, NULL);  /* idle: close before the server does */
+}
+
+static int open_socket(dot_conn_t *c, char *err, size_t errlen)
+{
+	int one = 1;
+
+	c->fd = socket(c->up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		       SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Without it a query right behind the Finished message waits for
+	 * the server's delayed ACK (~40 ms). */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (const struct sockaddr *)&c->up->addr,
+		    c->up->addrlen) < 0 && errno != EINPROGRESS) {
+		snprintf(err, errlen, "connect: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+dot_conn_t *dot_conn_create(struct ev_loop *loop, const config_upstream_t *u,
+			    tls_ctx_t *tls, const dot_conn_opts_t *opts,
+			    const uint8_t *ticket, size_t ticket_len,
+			    const dot_conn_events_t *ev, void *arg,
+			    char *err, size_t errlen)
+{
+	dot_conn_t *c = xcalloc(1, sizeof(*c));
+	tls_peer_t peer = {
+		.auth_name = u->name[0] ? u->name : NULL,
+		.ip_text = u->ip_text,
+		.pins = u->pins,
+		.npins = u->npins,
+	};
+
+	c->loop = loop;
+	c->up = u;
+	c->opts = *opts;
+	c->ev = ev;
+	c->arg = arg;
+	c->fd = -1;
+	c->state = DOT_CONNECTING;
+	c->started = ev_now(loop);
+	if (open_socket(c, err, errlen) < 0)
+		goto fail;
+	c->tls = tls_session_create(tls, c->fd, &peer, err, errlen);
+	if (!c->tls)
+		goto fail;
+	if (ticket)
+		tls_session_set_ticket(c->tls, ticket, ticket_len);
+	c->ids = idmap_create(opts->max_inflight);
+	c->rd = frame_reader_create();
+	c->wr = frame_writer_create();
+	ev_io_init(&c->io, on_io, c->fd, EV_WRITE);
+	c->io.data = c;
+	ev_timer_init(&c->timer, on_timer, opts->connect_timeout_ms / 1000.0, 0.);
+	c->timer.data = c;
+	ev_timer_start(loop, &c->timer);
+	ev_prepare_init(&c->flush, on_flush);
+	c->flush.data = c;
+	update_events(c);
+	return c;
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	return NULL;
+}
+
+/* Close and tell: the owner first, then every request still in flight
+ * (which may resend elsewhere). `c` may be freed by the owner after. */
+static void close_conn(dot_conn_t *c, int failed, const char *why)
+{
+	size_t n = idmap_count(c->ids), i = 0;
+	dot_req_t **reqs = n ? xmalloc(n * sizeof(*reqs)) : NULL;
+	uint16_t id;
+	dot_req_t *req;
+
+	if (why)
+		log_msg(failed ? LOG_LVL_WARN : LOG_LVL_DEBUG, "upstream %s: %s%s",
+			c->up->text, failed ? "connection failed: " : "connection closed: ",
+			why);
+	else
+		log_debug("upstream %s: idle connection closed", c->up->text);
+	c->state = DOT_CLOSED;
+	set_events(c, 0);
+	ev_timer_stop(c->loop, &c->timer);
+	ev_prepare_stop(c->loop, &c->flush);
+	if (!why && c->tls)
+		tls_session_bye(c->tls);
+	while ((req = idmap_pop(c->ids, &id)) != NULL) {
+		req->conn = NULL;
+		reqs[i++] = req;
+	}
+	char reason[300];
+	snprintf(reason, sizeof(reason), "%s", why ? why : "closed");
+	if (c->ev->on_closed)
+		c->ev->on_closed(c->arg, c, failed, reason);
+	for (size_t k = 0; k < i; k++)
+		reqs[k]->on_failed(reqs[k], reason);
+	free(reqs);
+}
+
+void dot_conn_destroy(dot_conn_t *c)
+{
+	dot_req_t *req;
+	uint16_t id;
+
+	if (!c)
+		return;
+	if (c->state != DOT_CLOSED) {
+		set_events(c, 0);
+		ev_timer_stop(c->loop, &c->timer);
+		ev_prepare_stop(c->loop, &c->flush);
+	}
+	while ((req = idmap_pop(c->ids, &id)) != NULL)
+		req->conn = NULL;
+	tls_session_destroy(c->tls);
+	if (c->fd >= 0)
+		close(c->fd);
+	idmap_destroy(c->ids);
+	frame_reader_destroy(c->rd);
+	frame_writer_destroy(c->wr);
+	free(c);
+}
+
+int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len)
+{
+	uint16_t id;
+
+	if (c->state == DOT_DRAINING || c->state == DOT_CLOSED)
+		return -EPIPE;
+	if (len < DNSMSG_HEADER_LEN || len > FRAME_MAX_MSG)
+		return -EMSGSIZE;
+	if (idmap_add(c->ids, req, &id) < 0)
+		return -ENOSPC;
+	dnsmsg_set_id(msg, id);
+	frame_writer_put(c->wr, msg, len);
+	req->conn = c;
+	req->id = id;
+	c->stats.sent++;
+	if (c->state == DOT_READY)
+		ev_timer_stop(c->loop, &c->timer);   /* no longer idle */
+	schedule_flush(c);
+	return 0;
+}
+
+void dot_conn_cancel(dot_req_t *req)
+{
+	dot_conn_t *c = req->conn;
+
+	if (!c)
+		return;
+	idmap_remove(c->ids, req->id);
+	req->conn = NULL;
+	if (c->state == DOT_DRAINING && idmap_count(c->ids) == 0)
+		close_conn(c, 0, NULL);
+	else if (c->state == DOT_READY)
+		arm_idle(c);
+}
+
+void dot_conn_drain(dot_conn_t *c)
+{
+	if (c->state == DOT_CLOSED || c->state == DOT_DRAINING)
+		return;
+	if (idmap_count(c->ids) == 0) {
+		close_conn(c, 0, NULL);
+		return;
+	}
+	change_state(c, DOT_DRAINING);
+}
+
+dot_conn_state_t dot_conn_state(const dot_conn_t *c)
+{
+	return c->state;
+}
+
+size_t dot_conn_inflight(const dot_conn_t *c)
+{
+	return idmap_count(c->ids);
+}
+
+int dot_conn_has_room(const dot_conn_t *c)
+{
+	return c->state != DOT_DRAINING && c->state != DOT_CLOSED &&
+	       idmap_count(c->ids) < idmap_capacity(c->ids);
+}
+
+const dot_conn_stats_t *dot_conn_stats(const dot_conn_t *c)
+{
+	return &c->stats;
+}

@@ -1,0 +1,286 @@
+/* dotstub: plain DNS in on loopback, DNS over TLS out.
+ * main: start-up in order, the signals, shutdown in reverse. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dotstub/config.h"
+#include "dotstub/listener_tcp.h"
+#include "dotstub/listener_udp.h"
+#include "dotstub/log.h"
+#include "dotstub/probe.h"
+#include "dotstub/query.h"
+#include "dotstub/tls.h"
+#include "dotstub/upstream.h"
+#include "dotstub/xmalloc.h"
+
+/* How long a shutdown waits for queries in flight. */
+#define DRAIN_SECONDS 2.0
+
+typedef struct {
+	config_t cfg;
+	struct ev_loop *loop;
+	tls_ctx_t *tls;
+	upstream_set_t *ups;
+	query_env_t *env;
+	listener_udp_t **udp;
+	listener_tcp_t **tcp;
+	size_t nlisten;
+	ev_signal sig_term, sig_int, sig_usr1;
+	ev_timer drain;
+	ev_tstamp drain_started;
+	int stopping;
+} daemon_t;
+
+static int bind_listeners(daemon_t *d)
+{
+	char err[256];
+
+	d->udp = xcalloc(d->cfg.nlisten, sizeof(*d->udp));
+	d->tcp = xcalloc(d->cfg.nlisten, sizeof(*d->tcp));
+	for (size_t i = 0; i < d->cfg.nlisten; i++) {
+		const config_listen_t *l = &d->cfg.listen[i];
+		listener_udp_t *u = listener_udp_create(d->loop, l, d->env, err, sizeof(err));
+		listener_tcp_t *t = u ? listener_tcp_create(d->loop, l, &d->cfg, d->env,
+							   err, sizeof(err)) : NULL;
+		if (!t) {
+			listener_udp_destroy(u);
+			if (!l->optional) {
+				log_error("cannot listen on %s", err);
+				return -1;
+			}
+			log_warn("not listening on %s", err);
+			continue;
+		}
+		d->udp[d->nlisten] = u;
+		d->tcp[d->nlisten] = t;
+		d->nlisten++;
+		log_info("listening on %s (udp, tcp)", l->text);
+	}
+	if (d->nlisten == 0) {
+		log_error("no listener could be bound");
+		return -1;
+	}
+	return 0;
+}
+
+static int drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw) {
+		log_error("--user %s: no such user", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_error("--user %s: cannot switch: %s", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		log_error("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if (chdir("/") < 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	log_use_syslog("dotstub");
+	return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+		log_error("--pidfile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void log_stats(daemon_t *d)
+{
+	const query_stats_t *q = query_stats(d->env);
+	upstream_stats_t u;
+
+	upstream_set_stats(d->ups, &u);
+	log_info("stats: queries %lu, answered %lu, servfail %lu, formerr %lu, "
+		 "notimp %lu, dropped %lu, truncated %lu, resent %lu, open %zu; "
+		 "upstream handshakes %lu, resumed %lu, failures %lu, unmatched %lu",
+		 q->received, q->answered, q->servfail, q->formerr, q->notimp,
+		 q->dropped, q->truncated, q->resent, query_inflight(d->env),
+		 u.handshakes, u.resumed, u.conn_failures, u.unmatched);
+}
+
+static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	daemon_t *d = w->data;
+
+	(void)revents;
+	if (query_inflight(d->env) == 0 ||
+	    ev_now(loop) - d->drain_started >= DRAIN_SECONDS)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+/* TERM/INT: take no new queries, let open ones finish (bounded), exit. */
+static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	daemon_t *d = w->data;
+
+	(void)revents;
+	if (d->stopping++)
+		return;
+	log_info("signal %d: stopping, %zu queries open", w->signum,
+		 query_inflight(d->env));
+	for (size_t i = 0; i < d->nlisten; i++) {
+		listener_udp_stop(d->udp[i]);
+		listener_tcp_stop(d->tcp[i]);
+	}
+	ev_timer_init(&d->drain, on_drain_tick, 0., 0.05);
+	d->drain.data = d;
+	d->drain_started = ev_now(loop);
+	ev_timer_start(loop, &d->drain);
+}
+
+static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	log_stats(w->data);
+}
+
+static void watch_signals(daemon_t *d)
+{
+	signal(SIGPIPE, SIG_IGN);
+	ev_signal_init(&d->sig_term, on_stop, SIGTERM);
+	ev_signal_init(&d->sig_int, on_stop, SIGINT);
+	ev_signal_init(&d->sig_usr1, on_usr1, SIGUSR1);
+	d->sig_term.data = d->sig_int.data = d->sig_usr1.data = d;
+	ev_signal_start(d->loop, &d->sig_term);
+	ev_signal_start(d->loop, &d->sig_int);
+	ev_signal_start(d->loop, &d->sig_usr1);
+}
+
+static void shutdown_daemon(daemon_t *d)
+{
+	if (d->env)
+		log_stats(d);
+	query_env_destroy(d->env);
+	for (size_t i = 0; i < d->nlisten; i++) {
+		listener_tcp_destroy(d->tcp[i]);
+		listener_udp_destroy(d->udp[i]);
+	}
+	free(d->udp);
+	free(d->tcp);
+	upstream_set_destroy(d->ups);
+	tls_ctx_destroy(d->tls);
+	if (d->loop)
+		ev_loop_destroy(d->loop);
+	if (d->cfg.pidfile && unlink(d->cfg.pidfile) < 0)
+		log_debug("pidfile %s: %s", d->cfg.pidfile, strerror(errno));
+}
+
+static int run(daemon_t *d)
+{
+	char err[512];
+
+	d->tls = tls_ctx_create(d->cfg.ca_file, err, sizeof(err));
+	if (!d->tls) {
+		log_error("trust anchors: %s", err);
+		return 1;
+	}
+	d->loop = ev_default_loop(EVFLAG_AUTO);
+	d->ups = upstream_set_create(d->loop, &d->cfg, d->tls);
+	d->env = query_env_create(d->loop, &d->cfg, d->ups);
+	if (bind_listeners(d) < 0)
+		return 1;
+	if (d->cfg.daemonize) {
+		if (daemonize() < 0)
+			return 1;
+		ev_loop_fork(d->loop);
+	}
+	if (d->cfg.pidfile && write_pidfile(d->cfg.pidfile) < 0)
+		return 1;
+	if (d->cfg.user && drop_privileges(d->cfg.user) < 0)
+		return 1;
+	watch_signals(d);
+	for (size_t i = 0; i < d->cfg.nupstreams; i++)
+		log_info("upstream %s%s", d->cfg.upstreams[i].text,
+			 d->cfg.npins ? " (pinned)" : "");
+	log_info("dotstub ready");
+	ev_run(d->loop, 0);
+	log_info("stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	daemon_t d;
+	char err[512];
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	if (config_from_args(&d.cfg, argc, argv, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		config_free(&d.cfg);
+		return 1;
+	}
+	log_set_level((log_level_t)d.cfg.log_level);
+	switch (d.cfg.mode) {
+	case CONFIG_HELP:
+		config_usage(stdout);
+		rc = 0;
+		break;
+	case CONFIG_VERSION:
+		printf("dotstub %s\n", PACKAGE_VERSION);
+		rc = 0;
+		break;
+	case CONFIG_PROBE:
+		rc = probe_run(&d.cfg, stdout);
+		break;
+	case CONFIG_CHECK: {
+		tls_ctx_t *ctx = tls_ctx_create(d.cfg.ca_file, err, sizeof(err));
+		rc = ctx ? 0 : 1;
+		if (ctx)
+			config_print(&d.cfg, stdout);
+		else
+			log_error("trust anchors: %s", err);
+		tls_ctx_destroy(ctx);
+		break;
+	}
+	case CONFIG_RUN:
+	default:
+		rc = run(&d);
+		shutdown_daemon(&d);
+		break;
+	}
+	config_free(&d.cfg);
+	return rc;
+}

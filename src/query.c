@@ -1,0 +1,228 @@
+#include "config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotstub/dnsmsg.h"
+#include "dotstub/log.h"
+#include "dotstub/query.h"
+#include "dotstub/xmalloc.h"
+
+typedef struct query {
+	dot_req_t req;              /* first: a req is its query */
+	query_env_t *env;
+	struct query *prev, *next;  /* open queries, for shutdown */
+	query_client_t client;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	dnsmsg_query_t q;
+	uint8_t *upmsg;
+	size_t uplen;
+	ev_timer deadline;
+	unsigned attempts;
+} query_t;
+
+struct query_env {
+	struct ev_loop *loop;
+	const config_t *cfg;
+	upstream_set_t *ups;
+	query_t *open;
+	size_t nopen;
+	query_stats_t stats;
+	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
+};
+
+query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
+			      upstream_set_t *upstreams)
+{
+	query_env_t *env = xcalloc(1, sizeof(*env));
+
+	env->loop = loop;
+	env->cfg = cfg;
+	env->ups = upstreams;
+	return env;
+}
+
+static void query_free(query_t *qr)
+{
+	query_env_t *env = qr->env;
+
+	ev_timer_stop(env->loop, &qr->deadline);
+	dot_conn_cancel(&qr->req);
+	if (qr->prev)
+		qr->prev->next = qr->next;
+	else
+		env->open = qr->next;
+	if (qr->next)
+		qr->next->prev = qr->prev;
+	env->nopen--;
+	if (qr->client.release)
+		qr->client.release(qr->client.owner);
+	free(qr->upmsg);
+	free(qr);
+}
+
+void query_env_destroy(query_env_t *env)
+{
+	if (!env)
+		return;
+	while (env->open)
+		query_free(env->open);
+	free(env);
+}
+
+static void send_error(query_env_t *env, const query_client_t *client,
+		       const struct sockaddr_storage *addr, socklen_t addrlen,
+		       const dnsmsg_query_t *q, const uint8_t *msg, size_t len,
+		       int rcode)
+{
+	size_t n = dnsmsg_error_reply(q, msg, len, rcode, env->out,
+				      sizeof(env->out));
+	if (n)
+		client->reply(client->owner, addr, addrlen, env->out, n);
+}
+
+static void fail_query(query_t *qr, const char *why)
+{
+	char name[256];
+
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		dnsmsg_query_name(&qr->q, name, sizeof(name));
+		log_debug("query %s type %u: SERVFAIL (%s)", name, qr->q.qtype, why);
+	}
+	qr->env->stats.servfail++;
+	send_error(qr->env, &qr->client, &qr->addr, qr->addrlen, &qr->q,
+		   qr->upmsg, qr->uplen, DNSMSG_RCODE_SERVFAIL);
+	query_free(qr);
+}
+
+static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
+{
+	query_t *qr = (query_t *)req;
+	query_env_t *env = qr->env;
+	size_t max = qr->client.udp ? qr->q.udp_max : 0;
+	size_t n = dnsmsg_build_client_answer(msg, len, &qr->q, max, env->out,
+					      sizeof(env->out));
+
+	if (n == 0) {
+		fail_query(qr, "unreadable answer");
+		return;
+	}
+	if (max && n < len && (env->out[2] & 0x02))
+		env->stats.truncated++;
+	env->stats.answered++;
+	qr->client.reply(qr->client.owner, &qr->addr, qr->addrlen, env->out, n);
+	query_free(qr);
+}
+
+static void dispatch(query_t *qr)
+{
+	int rc = upstream_send(qr->env->ups, &qr->req, qr->upmsg, qr->uplen);
+
+	if (rc < 0)
+		fail_query(qr, "no upstream connection can take it");
+}
+
+/* The connection died with the query on it: once more, elsewhere. */
+static void on_failed(dot_req_t *req, const char *why)
+{
+	query_t *qr = (query_t *)req;
+
+	if (++qr->attempts >= 2) {
+		fail_query(qr, why);
+		return;
+	}
+	qr->env->stats.resent++;
+	dispatch(qr);
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	query_t *qr = w->data;
+
+	(void)loop;
+	(void)revents;
+	fail_query(qr, "deadline passed");
+}
+
+/* Build the upstream message; returns 0 or -1 (FORMERR material). */
+static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
+{
+	size_t pad = qr->env->cfg->padding_block;
+	size_t cap = len + 11 + 4 + pad;
+
+	if (cap > DNSMSG_MAX)
+		cap = DNSMSG_MAX;
+	qr->upmsg = xmalloc(cap);
+	qr->uplen = dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
+					  qr->upmsg, cap);
+	return qr->uplen ? 0 : -1;
+}
+
+void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
+		  const query_client_t *client,
+		  const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+	dnsmsg_query_t q;
+	query_t *qr;
+
+	env->stats.received++;
+	switch (dnsmsg_parse_query(msg, len, &q)) {
+	case DNSMSG_OK:
+		break;
+	case DNSMSG_DROP:
+		env->stats.dropped++;
+		return;
+	case DNSMSG_FORMERR:
+		env->stats.formerr++;
+		send_error(env, client, addr, addrlen, &q, msg, len,
+			   DNSMSG_RCODE_FORMERR);
+		return;
+	case DNSMSG_NOTIMP:
+		env->stats.notimp++;
+		send_error(env, client, addr, addrlen, &q, msg, len,
+			   DNSMSG_RCODE_NOTIMP);
+		return;
+	}
+	qr = xcalloc(1, sizeof(*qr));
+	qr->env = env;
+	qr->q = q;
+	qr->client = *client;
+	memcpy(&qr->addr, addr, addrlen);
+	qr->addrlen = addrlen;
+	if (build_upstream(qr, msg, len) < 0) {
+		env->stats.formerr++;
+		send_error(env, client, addr, addrlen, &q, msg, len,
+			   DNSMSG_RCODE_FORMERR);
+		free(qr->upmsg);
+		free(qr);
+		return;
+	}
+	qr->req.question = qr->q.question;
+	qr->req.question_len = qr->q.question_len;
+	qr->req.on_answer = on_answer;
+	qr->req.on_failed = on_failed;
+	qr->next = env->open;
+	if (env->open)
+		env->open->prev = qr;
+	env->open = qr;
+	env->nopen++;
+	if (client->hold)
+		client->hold(client->owner);
+	ev_timer_init(&qr->deadline, on_deadline,
+		      env->cfg->query_timeout_ms / 1000.0, 0.);
+	qr->deadline.data = qr;
+	ev_timer_start(env->loop, &qr->deadline);
+	dispatch(qr);
+}
+
+size_t query_inflight(const query_env_t *env)
+{
+	return env->nopen;
+}
+
+const query_stats_t *query_stats(const query_env_t *env)
+{
+	return &env->stats;
+}

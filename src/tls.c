@@ -1,0 +1,438 @@
+#include "config.h"
+
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dotstub/tls.h"
+#include "dotstub/xmalloc.h"
+
+/* GnuTLS's default priority on bookworm still negotiates TLS 1.1 with a
+ * willing server, so the policy is spelled out. */
+static const char PRIORITY[] =
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
+	"-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:"
+	"-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"
+	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
+	"%PROFILE_MEDIUM";
+
+struct tls_ctx {
+	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t prio;
+};
+
+struct tls_session {
+	gnutls_session_t s;
+	tls_peer_t peer;
+	int send_again;      /* a record is half sent: finish it first */
+	/* Verification verdict, kept for the error text and --probe. */
+	int verified;        /* the callback ran */
+	unsigned status;     /* gnutls_certificate_status_t bits */
+	int pin_match;       /* index of the pin that matched, -1 none */
+	gnutls_datum_t ticket;
+	char error[256];
+};
+
+int tls_pin_parse(const char *text, tls_pin_t *pin)
+{
+	gnutls_datum_t in, out = { NULL, 0 };
+	int ok;
+
+	if (strncmp(text, "pin-sha256:", 11) == 0)
+		text += 11;
+	if (strlen(text) != TLS_PIN_B64_LEN)
+		return -EINVAL;
+	in.data = (unsigned char *)text;
+	in.size = TLS_PIN_B64_LEN;
+	if (gnutls_base64_decode2(&in, &out) < 0)
+		return -EINVAL;
+	ok = out.size == TLS_PIN_LEN;
+	if (ok)
+		memcpy(pin->sha256, out.data, TLS_PIN_LEN);
+	gnutls_free(out.data);
+	return ok ? 0 : -EINVAL;
+}
+
+void tls_pin_format(const tls_pin_t *pin, char *buf, size_t cap)
+{
+	gnutls_datum_t in = { (unsigned char *)pin->sha256, TLS_PIN_LEN };
+	gnutls_datum_t out = { NULL, 0 };
+
+	buf[0] = '\0';
+	if (gnutls_base64_encode2(&in, &out) < 0)
+		return;
+	snprintf(buf, cap, "%.*s", (int)out.size, out.data);
+	gnutls_free(out.data);
+}
+
+tls_ctx_t *tls_ctx_create(const char *ca_file, char *err, size_t errlen)
+{
+	tls_ctx_t *ctx = xcalloc(1, sizeof(*ctx));
+	const char *where = NULL;
+	int n;
+
+	if (gnutls_certificate_allocate_credentials(&ctx->cred) < 0) {
+		snprintf(err, errlen, "cannot allocate TLS credentials");
+		goto fail;
+	}
+	if (ca_file)
+		n = gnutls_certificate_set_x509_trust_file(ctx->cred, ca_file,
+							   GNUTLS_X509_FMT_PEM);
+	else
+		n = gnutls_certificate_set_x509_system_trust(ctx->cred);
+	if (n <= 0) {
+		snprintf(err, errlen, "%s: %s", ca_file ? ca_file : "system trust store",
+			 n < 0 ? gnutls_strerror(n) : "no certificate found");
+		goto fail;
+	}
+	n = gnutls_priority_init(&ctx->prio, PRIORITY, &where);
+	if (n < 0) {
+		snprintf(err, errlen, "TLS priority string rejected at '%s': %s",
+			 where ? where : "?", gnutls_strerror(n));
+		goto fail;
+	}
+	return ctx;
+fail:
+	tls_ctx_destroy(ctx);
+	return NULL;
+}
+
+void tls_ctx_destroy(tls_ctx_t *ctx)
+{
+	if (!ctx)
+		return;
+	if (ctx->prio)
+		gnutls_priority_deinit(ctx->prio);
+	if (ctx->cred)
+		gnutls_certificate_free_credentials(ctx->cred);
+	free(ctx);
+}
+
+/* Index of the pin matching any certificate of the chain, or -1. */
+static int match_pins(tls_session_t *ts)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
+
+	for (unsigned i = 0; chain && i < n; i++) {
+		gnutls_x509_crt_t crt;
+		uint8_t id[TLS_PIN_LEN];
+		size_t idlen = sizeof(id);
+		int got = -1;
+
+		if (gnutls_x509_crt_init(&crt) < 0)
+			return -1;
+		if (gnutls_x509_crt_import(crt, &chain[i], GNUTLS_X509_FMT_DER) >= 0 &&
+		    gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256,
+					       id, &idlen) >= 0 &&
+		    idlen == TLS_PIN_LEN)
+			got = 0;
+		gnutls_x509_crt_deinit(crt);
+		if (got < 0)
+			continue;
+		for (size_t p = 0; p < ts->peer.npins; p++)
+			if (memcmp(ts->peer.pins[p].sha256, id, TLS_PIN_LEN) == 0)
+				return (int)p;
+	}
+	return -1;
+}
+
+static void explain_status(tls_session_t *ts)
+{
+	gnutls_datum_t txt = { NULL, 0 };
+
+	if (gnutls_certificate_verification_status_print(
+		    ts->status, GNUTLS_CRT_X509, &txt, 0) < 0) {
+		snprintf(ts->error, sizeof(ts->error), "certificate rejected");
+		return;
+	}
+	snprintf(ts->error, sizeof(ts->error), "certificate rejected: %s",
+		 (const char *)txt.data);
+	gnutls_free(txt.data);
+}
+
+/* One callback checks name, trust and pins: gnutls_session_set_verify_cert
+ * would replace it, and pins need the chain anyway. */
+static int verify_peer(gnutls_session_t s)
+{
+	tls_session_t *ts = gnutls_session_get_ptr(s);
+	const char *name = ts->peer.auth_name ? ts->peer.auth_name
+					      : ts->peer.ip_text;
+	int rc = gnutls_certificate_verify_peers3(s, name, &ts->status);
+
+	ts->verified = 1;
+	if (rc < 0) {
+		snprintf(ts->error, sizeof(ts->error),
+			 "certificate verification error: %s", gnutls_strerror(rc));
+		return -1;
+	}
+	ts->pin_match = ts->peer.npins ? match_pins(ts) : -1;
+	if (ts->status != 0) {
+		explain_status(ts);
+		return -1;
+	}
+	if (ts->peer.npins && ts->pin_match < 0) {
+		snprintf(ts->error, sizeof(ts->error),
+			 "no certificate of the chain matches a pinned key");
+		return -1;
+	}
+	return 0;
+}
+
+/* TLS 1.3 tickets arrive after the handshake; keep the newest. */
+static int on_ticket(gnutls_session_t s, unsigned htype, unsigned when,
+		     unsigned incoming, const gnutls_datum_t *msg)
+{
+	tls_session_t *ts = gnutls_session_get_ptr(s);
+	gnutls_datum_t d = { NULL, 0 };
+
+	(void)htype;
+	(void)when;
+	(void)incoming;
+	(void)msg;
+	if (gnutls_session_get_data2(s, &d) < 0)
+		return 0;
+	gnutls_free(ts->ticket.data);
+	ts->ticket = d;
+	return 0;
+}
+
+tls_session_t *tls_session_create(tls_ctx_t *ctx, int fd,
+				  const tls_peer_t *peer,
+				  char *err, size_t errlen)
+{
+	static const gnutls_datum_t alpn = { (unsigned char *)"dot", 3 };
+	tls_session_t *ts = xcalloc(1, sizeof(*ts));
+	int rc;
+
+	ts->peer = *peer;
+	ts->pin_match = -1;
+	rc = gnutls_init(&ts->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+	if (rc < 0)
+		goto fail;
+	gnutls_session_set_ptr(ts->s, ts);
+	if ((rc = gnutls_priority_set(ts->s, ctx->prio)) < 0 ||
+	    (rc = gnutls_credentials_set(ts->s, GNUTLS_CRD_CERTIFICATE,
+					 ctx->cred)) < 0)
+		goto fail;
+	if (peer->auth_name &&
+	    (rc = gnutls_server_name_set(ts->s, GNUTLS_NAME_DNS, peer->auth_name,
+					 strlen(peer->auth_name))) < 0)
+		goto fail;
+	if ((rc = gnutls_alpn_set_protocols(ts->s, &alpn, 1, 0)) < 0)
+		goto fail;
+	gnutls_session_set_verify_function(ts->s, verify_peer);
+	gnutls_handshake_set_hook_function(ts->s,
+					   GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
+					   GNUTLS_HOOK_POST, on_ticket);
+	gnutls_handshake_set_timeout(ts->s, 0);  /* our loop times it */
+	gnutls_transport_set_int(ts->s, fd);
+	return ts;
+fail:
+	snprintf(err, errlen, "TLS session setup: %s", gnutls_strerror(rc));
+	tls_session_destroy(ts);
+	return NULL;
+}
+
+void tls_session_destroy(tls_session_t *ts)
+{
+	if (!ts)
+		return;
+	if (ts->s)
+		gnutls_deinit(ts->s);
+	gnutls_free(ts->ticket.data);
+	free(ts);
+}
+
+void tls_session_set_ticket(tls_session_t *ts, const uint8_t *data, size_t len)
+{
+	gnutls_session_set_data(ts->s, data, len);
+}
+
+int tls_session_ticket(tls_session_t *ts, const uint8_t **data, size_t *len)
+{
+	if (!ts->ticket.data)
+		return 0;
+	*data = ts->ticket.data;
+	*len = ts->ticket.size;
+	return 1;
+}
+
+int tls_session_resumed(tls_session_t *ts)
+{
+	return gnutls_session_is_resumed(ts->s) != 0;
+}
+
+static tls_status_t again(tls_session_t *ts)
+{
+	return gnutls_record_get_direction(ts->s) ? TLS_AGAIN_OUTPUT
+						   : TLS_AGAIN_INPUT;
+}
+
+/* Map a negative GnuTLS result, keeping the reason. */
+static tls_status_t failure(tls_session_t *ts, int rc)
+{
+	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
+		return again(ts);
+	if (rc == GNUTLS_E_PREMATURE_TERMINATION) {
+		snprintf(ts->error, sizeof(ts->error), "connection closed by peer");
+		return TLS_CLOSED;
+	}
+	/* A verification failure already wrote the better reason. */
+	if (!(ts->verified && ts->error[0] &&
+	      (rc == GNUTLS_E_CERTIFICATE_ERROR ||
+	       rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)))
+		snprintf(ts->error, sizeof(ts->error), "%s", gnutls_strerror(rc));
+	return TLS_FAILED;
+}
+
+tls_status_t tls_session_handshake(tls_session_t *ts)
+{
+	int rc;
+
+	do {
+		rc = gnutls_handshake(ts->s);
+	} while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN &&
+		 rc != GNUTLS_E_INTERRUPTED);
+	return rc == 0 ? TLS_OK : failure(ts, rc);
+}
+
+tls_status_t tls_session_send(tls_session_t *ts, const uint8_t *data,
+			      size_t len, size_t *sent)
+{
+	ssize_t rc;
+
+	if (ts->send_again)
+		rc = gnutls_record_send(ts->s, NULL, 0);
+	else
+		rc = gnutls_record_send(ts->s, data, len);
+	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+		ts->send_again = 1;
+		return again(ts);
+	}
+	ts->send_again = 0;
+	if (rc < 0)
+		return failure(ts, (int)rc);
+	*sent = (size_t)rc;
+	return TLS_OK;
+}
+
+tls_status_t tls_session_recv(tls_session_t *ts, uint8_t *buf, size_t cap,
+			      size_t *got)
+{
+	for (;;) {
+		ssize_t rc = gnutls_record_recv(ts->s, buf, cap);
+		if (rc > 0) {
+			*got = (size_t)rc;
+			return TLS_OK;
+		}
+		if (rc == 0) {
+			snprintf(ts->error, sizeof(ts->error), "connection closed by peer");
+			return TLS_CLOSED;
+		}
+		/* Warning alerts and the like are not the end. */
+		if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED &&
+		    !gnutls_error_is_fatal((int)rc))
+			continue;
+		return failure(ts, (int)rc);
+	}
+}
+
+size_t tls_session_pending(tls_session_t *ts)
+{
+	return gnutls_record_check_pending(ts->s);
+}
+
+void tls_session_bye(tls_session_t *ts)
+{
+	gnutls_bye(ts->s, GNUTLS_SHUT_WR);
+}
+
+const char *tls_session_error(const tls_session_t *ts)
+{
+	return ts->error[0] ? ts->error : "unknown TLS error";
+}
+
+static void describe_cert(FILE *out, unsigned idx, const gnutls_datum_t *der)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t dn = { NULL, 0 }, idn = { NULL, 0 };
+	uint8_t id[TLS_PIN_LEN];
+	size_t idlen = sizeof(id);
+	char pin[TLS_PIN_B64_LEN + 1] = "?", from[32] = "?", until[32] = "?";
+	time_t t;
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
+		fprintf(out, "certificate %u: unreadable\n", idx);
+		gnutls_x509_crt_deinit(crt);
+		return;
+	}
+	gnutls_x509_crt_get_dn3(crt, &dn, 0);
+	gnutls_x509_crt_get_issuer_dn3(crt, &idn, 0);
+	if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id, &idlen) >= 0 &&
+	    idlen == TLS_PIN_LEN) {
+		tls_pin_t p;
+		memcpy(p.sha256, id, TLS_PIN_LEN);
+		tls_pin_format(&p, pin, sizeof(pin));
+	}
+	t = gnutls_x509_crt_get_activation_time(crt);
+	strftime(from, sizeof(from), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	t = gnutls_x509_crt_get_expiration_time(crt);
+	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	fprintf(out, "certificate %u:\n  subject:    %s\n  issuer:     %s\n"
+		"  valid:      %s to %s\n  pin-sha256: %s\n", idx,
+		dn.data ? (char *)dn.data : "?", idn.data ? (char *)idn.data : "?",
+		from, until, pin);
+	gnutls_free(dn.data);
+	gnutls_free(idn.data);
+	gnutls_x509_crt_deinit(crt);
+}
+
+void tls_session_describe(tls_session_t *ts, FILE *out)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
+	gnutls_datum_t alpn = { NULL, 0 };
+	const char *vers = gnutls_protocol_get_name(gnutls_protocol_get_version(ts->s));
+	const char *cipher = gnutls_cipher_get_name(gnutls_cipher_get(ts->s));
+
+	for (unsigned i = 0; chain && i < n; i++)
+		describe_cert(out, i, &chain[i]);
+	if (!chain || n == 0)
+		fprintf(out, "no certificate received\n");
+	fprintf(out, "protocol:     %s\n", vers ? vers : "?");
+	fprintf(out, "cipher:       %s\n", cipher ? cipher : "?");
+	if (gnutls_alpn_get_selected_protocol(ts->s, &alpn) == 0)
+		fprintf(out, "alpn:         %.*s\n", (int)alpn.size, alpn.data);
+	else
+		fprintf(out, "alpn:         (none)\n");
+	fprintf(out, "auth name:    %s\n",
+		ts->peer.auth_name ? ts->peer.auth_name : "(none: checking the IP address)");
+	if (!ts->verified) {
+		fprintf(out, "verification: not reached (%s)\n", tls_session_error(ts));
+		return;
+	}
+	fprintf(out, "name:         %s\n",
+		ts->status & GNUTLS_CERT_UNEXPECTED_OWNER ? "MISMATCH" : "ok");
+	/* INVALID accompanies every failure, a name mismatch included. */
+	fprintf(out, "trust:        %s\n",
+		ts->status & ~(unsigned)(GNUTLS_CERT_UNEXPECTED_OWNER |
+					 GNUTLS_CERT_INVALID) ? "NOT TRUSTED" : "ok");
+	if (ts->peer.npins) {
+		char pin[TLS_PIN_B64_LEN + 1];
+		if (ts->pin_match >= 0) {
+			tls_pin_format(&ts->peer.pins[ts->pin_match], pin, sizeof(pin));
+			fprintf(out, "pin:          matched %s\n", pin);
+		} else {
+			fprintf(out, "pin:          NO MATCH among %zu pin(s)\n",
+				ts->peer.npins);
+		}
+	}
+	if (ts->status)
+		fprintf(out, "why:          %s\n", tls_session_error(ts));
+}
