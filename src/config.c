@@ -280,10 +280,12 @@ bad:
  * --pin applies to the command-line upstreams (or the defaults). */
 static void finish(config_t *cfg)
 {
-	for (size_t i = 0; cfg->nlisten == 0 && i < 2; i++)
-		add_listen(cfg, DEFAULT_LISTEN[i], i == 1);
-	for (size_t i = 0; cfg->nupstreams == 0 && i < 4; i++)
-		add_upstream(cfg, DEFAULT_UPSTREAMS[i]);
+	if (cfg->nlisten == 0)
+		for (size_t i = 0; i < 2; i++)
+			add_listen(cfg, DEFAULT_LISTEN[i], i == 1);
+	if (cfg->nupstreams == 0)
+		for (size_t i = 0; i < 4; i++)
+			add_upstream(cfg, DEFAULT_UPSTREAMS[i]);
 	for (size_t i = 0; i < cfg->nupstreams; i++) {
 		cfg->upstreams[i].pins = cfg->pins;
 		cfg->upstreams[i].npins = cfg->npins;

@@ -1,0 +1,192 @@
+/* config: upstream and listen specs, command line, defaults. No test here
+ * connects anywhere: the public addresses are parsed, never used. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotstub/config.h"
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+START_TEST(test_upstream_full)
+{
+	config_upstream_t u;
+
+	ck_assert_int_eq(config_parse_upstream("1.1.1.1@853#cloudflare-dns.com", &u), 0);
+	ck_assert_int_eq(u.addr.ss_family, AF_INET);
+	ck_assert_uint_eq(port_of(&u.addr), 853);
+	ck_assert_str_eq(u.name, "cloudflare-dns.com");
+	ck_assert_str_eq(u.ip_text, "1.1.1.1");
+	ck_assert_str_eq(u.text, "1.1.1.1@853#cloudflare-dns.com");
+}
+END_TEST
+
+START_TEST(test_upstream_defaults)
+{
+	config_upstream_t u;
+
+	ck_assert_int_eq(config_parse_upstream("127.0.0.1", &u), 0);
+	ck_assert_uint_eq(port_of(&u.addr), 853);
+	ck_assert_str_eq(u.name, "");
+	ck_assert_str_eq(u.text, "127.0.0.1@853");
+	ck_assert_int_eq(config_parse_upstream("127.0.0.1#dns.example", &u), 0);
+	ck_assert_uint_eq(port_of(&u.addr), 853);
+	ck_assert_str_eq(u.name, "dns.example");
+}
+END_TEST
+
+START_TEST(test_upstream_ipv6)
+{
+	config_upstream_t u;
+
+	ck_assert_int_eq(config_parse_upstream(
+		"2606:4700:4700::1111@853#cloudflare-dns.com", &u), 0);
+	ck_assert_int_eq(u.addr.ss_family, AF_INET6);
+	ck_assert_uint_eq(port_of(&u.addr), 853);
+	ck_assert_str_eq(u.text, "2606:4700:4700::1111@853#cloudflare-dns.com");
+	ck_assert_int_eq(config_parse_upstream("[::1]@8853#x.test", &u), 0);
+	ck_assert_uint_eq(port_of(&u.addr), 8853);
+	ck_assert_str_eq(u.ip_text, "::1");
+	ck_assert_int_eq(config_parse_upstream("::1", &u), 0);
+	ck_assert_uint_eq(port_of(&u.addr), 853);
+}
+END_TEST
+
+START_TEST(test_upstream_bad)
+{
+	static const char *const bad[] = {
+		"", "1.1.1.1@0", "1.1.1.1@65536", "1.1.1.1@abc", "1.1.1.1@",
+		"1.1.1.1@-1", "1.1.1.1@ 53", "#name", "1.1.1.1#", "1.1.1.1#bad..name",
+		"1.1.1.1#.lead", "999.1.1.1", "1.1.1", "example.com",
+		"[::1", "::1]@53", "1.1.1.1@853#sp ace", "2606:4700::xyz@853",
+	};
+	config_upstream_t u;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(config_parse_upstream(bad[i], &u) < 0,
+			      "accepted '%s'", bad[i]);
+}
+END_TEST
+
+START_TEST(test_listen_addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	ck_assert_int_eq(config_parse_addr("127.0.0.1", 53, &ss, &len), 0);
+	ck_assert_uint_eq(port_of(&ss), 53);
+	ck_assert_uint_eq(len, sizeof(struct sockaddr_in));
+	ck_assert_int_eq(config_parse_addr("::1@5353", 53, &ss, &len), 0);
+	ck_assert_uint_eq(port_of(&ss), 5353);
+	ck_assert_uint_eq(len, sizeof(struct sockaddr_in6));
+	ck_assert_int_lt(config_parse_addr("127.0.0.1@0", 53, &ss, &len), 0);
+	ck_assert_int_lt(config_parse_addr("localhost", 53, &ss, &len), 0);
+}
+END_TEST
+
+static int parse(config_t *cfg, char *err, size_t errlen, int argc, ...)
+{
+	char *argv[16];
+	va_list ap;
+
+	va_start(ap, argc);
+	argv[0] = "dotstub";
+	for (int i = 1; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	return config_from_args(cfg, argc, argv, err, errlen);
+}
+
+START_TEST(test_args_defaults)
+{
+	config_t cfg;
+	char err[256];
+
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 1), 0);
+	ck_assert_int_eq(cfg.mode, CONFIG_RUN);
+	ck_assert_uint_eq(cfg.nlisten, 2);
+	ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1@53");
+	ck_assert_str_eq(cfg.listen[1].text, "::1@53");
+	ck_assert_uint_eq(cfg.nupstreams, 4);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_str_eq(cfg.upstreams[i].name, "cloudflare-dns.com");
+	ck_assert_uint_eq(cfg.padding_block, 128);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_args_override_and_pins)
+{
+	config_t cfg;
+	char err[256];
+	const char *pin = "pin-sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 8, "-l", "127.0.0.2@5300",
+			       "-u", "127.0.0.1@8530#dns.test", "--pin", pin,
+			       "--check-config"), 0);
+	ck_assert_int_eq(cfg.mode, CONFIG_CHECK);
+	ck_assert_uint_eq(cfg.nlisten, 1);
+	ck_assert_uint_eq(cfg.nupstreams, 1);
+	ck_assert_uint_eq(cfg.upstreams[0].npins, 1);
+	ck_assert_ptr_eq(cfg.upstreams[0].pins, cfg.pins);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_args_errors_name_the_value)
+{
+	config_t cfg;
+	char err[256];
+
+	ck_assert_int_lt(parse(&cfg, err, sizeof(err), 3, "-u", "1.2.3.4@99999"), 0);
+	ck_assert_ptr_nonnull(strstr(err, "--upstream"));
+	ck_assert_ptr_nonnull(strstr(err, "1.2.3.4@99999"));
+	config_free(&cfg);
+	ck_assert_int_lt(parse(&cfg, err, sizeof(err), 3, "--pin", "nope"), 0);
+	ck_assert_ptr_nonnull(strstr(err, "nope"));
+	config_free(&cfg);
+	ck_assert_int_lt(parse(&cfg, err, sizeof(err), 2, "--bogus"), 0);
+	ck_assert_ptr_nonnull(strstr(err, "--bogus"));
+	config_free(&cfg);
+	ck_assert_int_lt(parse(&cfg, err, sizeof(err), 2, "-l"), 0);
+	config_free(&cfg);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("specs");
+
+	tcase_add_test(tc, test_upstream_full);
+	tcase_add_test(tc, test_upstream_defaults);
+	tcase_add_test(tc, test_upstream_ipv6);
+	tcase_add_test(tc, test_upstream_bad);
+	tcase_add_test(tc, test_listen_addr);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("args");
+	tcase_add_test(tc, test_args_defaults);
+	tcase_add_test(tc, test_args_override_and_pins);
+	tcase_add_test(tc, test_args_errors_name_the_value);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
