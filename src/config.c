@@ -135,43 +135,53 @@ int config_parse_upstream(const char *text, config_upstream_t *u)
 	return 0;
 }
 
-static int add_listen(config_t *cfg, const char *text, int optional)
+int config_add_listen(config_t *cfg, const char *text, int optional)
 {
-	config_listen_t *l;
+	config_listen_t l;
 	uint16_t port;
 	char ip[48];
 
-	cfg->listen = xrealloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*l));
-	l = &cfg->listen[cfg->nlisten];
-	memset(l, 0, sizeof(*l));
-	if (config_parse_addr(text, CONFIG_DNS_PORT, &l->addr, &l->addrlen) < 0)
+	memset(&l, 0, sizeof(l));
+	if (config_parse_addr(text, CONFIG_DNS_PORT, &l.addr, &l.addrlen) < 0)
 		return -EINVAL;
-	format_addr(&l->addr, ip, sizeof(ip), &port);
-	snprintf(l->text, sizeof(l->text), "%s@%u", ip, port);
-	l->optional = optional;
-	cfg->nlisten++;
+	format_addr(&l.addr, ip, sizeof(ip), &port);
+	snprintf(l.text, sizeof(l.text), "%s@%u", ip, port);
+	l.optional = optional;
+	cfg->listen = xrealloc(cfg->listen, (cfg->nlisten + 1) * sizeof(l));
+	cfg->listen[cfg->nlisten++] = l;
 	return 0;
 }
 
-static int add_upstream(config_t *cfg, const char *text)
+int config_group_add_server(config_group_t *g, const char *text)
 {
-	cfg->upstreams = xrealloc(cfg->upstreams,
-				  (cfg->nupstreams + 1) * sizeof(config_upstream_t));
-	if (config_parse_upstream(text, &cfg->upstreams[cfg->nupstreams]) < 0)
+	config_upstream_t u;
+
+	if (config_parse_upstream(text, &u) < 0)
 		return -EINVAL;
-	cfg->nupstreams++;
+	g->servers = xrealloc(g->servers, (g->nservers + 1) * sizeof(char *));
+	g->servers[g->nservers++] = xstrdup(text);
 	return 0;
 }
 
-static int add_pin(config_t *cfg, const char *text)
+int config_group_add_pin(config_group_t *g, const char *text)
 {
 	tls_pin_t pin;
 
 	if (tls_pin_parse(text, &pin) < 0)
 		return -EINVAL;
-	cfg->pins = xrealloc(cfg->pins, (cfg->npins + 1) * sizeof(pin));
-	cfg->pins[cfg->npins++] = pin;
+	g->pins = xrealloc(g->pins, (g->npins + 1) * sizeof(pin));
+	g->pins[g->npins++] = pin;
 	return 0;
+}
+
+void config_group_free(config_group_t *g)
+{
+	for (size_t i = 0; i < g->nservers; i++)
+		free(g->servers[i]);
+	free(g->servers);
+	free(g->pins);
+	free(g->ca_file);
+	memset(g, 0, sizeof(*g));
 }
 
 static void set_defaults(config_t *cfg)
@@ -189,6 +199,7 @@ static void set_defaults(config_t *cfg)
 	cfg->pool_size = 2;
 	cfg->padding_block = 128;
 	cfg->max_tcp_clients = 256;
+	snprintf(cfg->cli.label, sizeof(cfg->cli.label), "command line");
 }
 
 enum {
@@ -221,23 +232,26 @@ static void replace(char **dst, const char *src)
 	*dst = xstrdup(src);
 }
 
-/* One option; returns 0 or -1 with err set. */
+/* One option; returns 0 or -1 with err set. The first -l drops the
+ * listeners that the configuration file gave. */
 static int apply_option(config_t *cfg, int opt, const char *arg,
-			char *err, size_t errlen)
+			int *listen_seen, char *err, size_t errlen)
 {
 	switch (opt) {
-	case 'c': replace(&cfg->config_file, arg); break;
+	case 'c': break;  /* read before the other options */
 	case 'l':
-		if (add_listen(cfg, arg, 0) < 0)
+		if (!(*listen_seen)++)
+			cfg->nlisten = 0;
+		if (config_add_listen(cfg, arg, 0) < 0)
 			goto bad;
 		break;
 	case 'u':
-		if (add_upstream(cfg, arg) < 0)
+		if (config_group_add_server(&cfg->cli, arg) < 0)
 			goto bad;
 		break;
-	case OPT_CA_FILE: replace(&cfg->ca_file, arg); break;
+	case OPT_CA_FILE: replace(&cfg->cli.ca_file, arg); break;
 	case OPT_PIN:
-		if (add_pin(cfg, arg) < 0)
+		if (config_group_add_pin(&cfg->cli, arg) < 0)
 			goto bad;
 		break;
 	case OPT_USER: replace(&cfg->user, arg); break;
@@ -276,30 +290,81 @@ bad:
 	return -1;
 }
 
-/* What the command line left unset falls back to the built-in defaults;
- * --pin applies to the command-line upstreams (or the defaults). */
+/* Turn one group's servers into upstreams. */
+static void add_group_upstreams(config_t *cfg, const config_group_t *g)
+{
+	for (size_t i = 0; i < g->nservers; i++) {
+		config_upstream_t u;
+
+		if (config_parse_upstream(g->servers[i], &u) < 0)
+			continue;  /* validated when added */
+		if (!u.name[0] && g->name[0]) {
+			snprintf(u.name, sizeof(u.name), "%s", g->name);
+			snprintf(u.text + strlen(u.text), sizeof(u.text) - strlen(u.text),
+				 "#%s", g->name);
+		}
+		u.pins = g->pins;
+		u.npins = g->npins;
+		u.ca_file = g->ca_file;
+		cfg->upstreams = xrealloc(cfg->upstreams,
+					  (cfg->nupstreams + 1) * sizeof(u));
+		cfg->upstreams[cfg->nupstreams++] = u;
+	}
+}
+
+/* What is still unset falls back to the built-in defaults. Upstreams: the
+ * command line's, else the file's groups, else the defaults (with the
+ * command line's pins and anchors). */
 static void finish(config_t *cfg)
 {
 	if (cfg->nlisten == 0)
 		for (size_t i = 0; i < 2; i++)
-			add_listen(cfg, DEFAULT_LISTEN[i], i == 1);
-	if (cfg->nupstreams == 0)
+			config_add_listen(cfg, DEFAULT_LISTEN[i], i == 1);
+	if (cfg->cli.nservers == 0 && cfg->ngroups == 0) {
+		snprintf(cfg->cli.label, sizeof(cfg->cli.label), "default");
 		for (size_t i = 0; i < 4; i++)
-			add_upstream(cfg, DEFAULT_UPSTREAMS[i]);
-	for (size_t i = 0; i < cfg->nupstreams; i++) {
-		cfg->upstreams[i].pins = cfg->pins;
-		cfg->upstreams[i].npins = cfg->npins;
+			config_group_add_server(&cfg->cli, DEFAULT_UPSTREAMS[i]);
 	}
-	cfg->probe.pins = cfg->pins;
-	cfg->probe.npins = cfg->npins;
+	if (cfg->cli.nservers > 0) {
+		add_group_upstreams(cfg, &cfg->cli);
+	} else {
+		for (size_t i = 0; i < cfg->ngroups; i++) {
+			if (!cfg->groups[i].ca_file && cfg->cli.ca_file)
+				cfg->groups[i].ca_file = xstrdup(cfg->cli.ca_file);
+			add_group_upstreams(cfg, &cfg->groups[i]);
+		}
+	}
+	cfg->probe.pins = cfg->cli.pins;
+	cfg->probe.npins = cfg->cli.npins;
+	cfg->probe.ca_file = cfg->cli.ca_file;
+}
+
+/* -c must be known before the other options, which override the file. */
+static const char *find_config_file(int argc, char **argv)
+{
+	const char *file = NULL;
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":c:l:u:dvqh", LONG_OPTS, NULL)) != -1)
+		if (opt == 'c')
+			file = optarg;
+	return file;
 }
 
 int config_from_args(config_t *cfg, int argc, char **argv,
 		     char *err, size_t errlen)
 {
-	int opt;
+	const char *file = find_config_file(argc, argv);
+	int opt, listen_seen = 0;
 
 	set_defaults(cfg);
+	if (file) {
+		cfg->config_file = xstrdup(file);
+		if (config_load_file(cfg, file, err, errlen) < 0)
+			return -1;
+	}
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":c:l:u:dvqh", LONG_OPTS, NULL)) != -1) {
@@ -309,7 +374,7 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 				 : "unknown option '%s' (see --help)", what);
 			return -1;
 		}
-		if (apply_option(cfg, opt, optarg, err, errlen) < 0)
+		if (apply_option(cfg, opt, optarg, &listen_seen, err, errlen) < 0)
 			return -1;
 	}
 	if (optind < argc) {
@@ -320,13 +385,32 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 	return 0;
 }
 
-void config_print(const config_t *cfg, FILE *out)
+static void print_group(const config_group_t *g, FILE *out)
 {
 	char pin[TLS_PIN_B64_LEN + 1];
 
-	fprintf(out, "# effective configuration\n[server]\n");
+	fprintf(out, "\n[upstream %s]\n", g->label);
+	if (g->name[0])
+		fprintf(out, "auth-name = %s\n", g->name);
+	fprintf(out, "ca-file = %s\n", g->ca_file ? g->ca_file : "system");
+	for (size_t i = 0; i < g->npins; i++) {
+		tls_pin_format(&g->pins[i], pin, sizeof(pin));
+		fprintf(out, "pin = %s\n", pin);
+	}
+	for (size_t i = 0; i < g->nservers; i++)
+		fprintf(out, "server = %s\n", g->servers[i]);
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+	static const char *const levels[] = { "error", "warning", "info", "debug" };
+
+	fprintf(out, "# effective configuration%s%s\n[server]\n",
+		cfg->config_file ? " from " : "",
+		cfg->config_file ? cfg->config_file : "");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		fprintf(out, "listen = %s\n", cfg->listen[i].text);
+	fprintf(out, "log-level = %s\n", levels[cfg->log_level]);
 	fprintf(out, "query-timeout = %u\nconnect-timeout = %u\n"
 		"idle-timeout = %u\ntcp-client-timeout = %u\n"
 		"max-inflight = %u\npool-size = %u\npadding-block = %u\n"
@@ -341,14 +425,12 @@ void config_print(const config_t *cfg, FILE *out)
 		fprintf(out, "pidfile = %s\n", cfg->pidfile);
 	if (cfg->metrics)
 		fprintf(out, "metrics = %s\n", cfg->metrics);
-	fprintf(out, "\n[upstream]\nca-file = %s\n",
-		cfg->ca_file ? cfg->ca_file : "(system trust store)");
-	for (size_t i = 0; i < cfg->npins; i++) {
-		tls_pin_format(&cfg->pins[i], pin, sizeof(pin));
-		fprintf(out, "pin = %s\n", pin);
+	if (cfg->cli.nservers > 0) {
+		print_group(&cfg->cli, out);
+		return;
 	}
-	for (size_t i = 0; i < cfg->nupstreams; i++)
-		fprintf(out, "server = %s\n", cfg->upstreams[i].text);
+	for (size_t i = 0; i < cfg->ngroups; i++)
+		print_group(&cfg->groups[i], out);
 }
 
 void config_usage(FILE *out)
@@ -377,8 +459,10 @@ void config_free(config_t *cfg)
 {
 	free(cfg->listen);
 	free(cfg->upstreams);
-	free(cfg->pins);
-	free(cfg->ca_file);
+	for (size_t i = 0; i < cfg->ngroups; i++)
+		config_group_free(&cfg->groups[i]);
+	free(cfg->groups);
+	config_group_free(&cfg->cli);
 	free(cfg->config_file);
 	free(cfg->user);
 	free(cfg->pidfile);

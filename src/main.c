@@ -28,7 +28,6 @@
 typedef struct {
 	config_t cfg;
 	struct ev_loop *loop;
-	tls_ctx_t *tls;
 	upstream_set_t *ups;
 	query_env_t *env;
 	listener_udp_t **udp;
@@ -200,7 +199,6 @@ static void shutdown_daemon(daemon_t *d)
 	free(d->udp);
 	free(d->tcp);
 	upstream_set_destroy(d->ups);
-	tls_ctx_destroy(d->tls);
 	if (d->loop)
 		ev_loop_destroy(d->loop);
 	if (d->cfg.pidfile && unlink(d->cfg.pidfile) < 0)
@@ -211,13 +209,12 @@ static int run(daemon_t *d)
 {
 	char err[512];
 
-	d->tls = tls_ctx_create(d->cfg.ca_file, err, sizeof(err));
-	if (!d->tls) {
+	d->loop = ev_default_loop(EVFLAG_AUTO);
+	d->ups = upstream_set_create(d->loop, &d->cfg, err, sizeof(err));
+	if (!d->ups) {
 		log_error("trust anchors: %s", err);
 		return 1;
 	}
-	d->loop = ev_default_loop(EVFLAG_AUTO);
-	d->ups = upstream_set_create(d->loop, &d->cfg, d->tls);
 	d->env = query_env_create(d->loop, &d->cfg, d->ups);
 	if (bind_listeners(d) < 0)
 		return 1;
@@ -233,11 +230,27 @@ static int run(daemon_t *d)
 	watch_signals(d);
 	for (size_t i = 0; i < d->cfg.nupstreams; i++)
 		log_info("upstream %s%s", d->cfg.upstreams[i].text,
-			 d->cfg.npins ? " (pinned)" : "");
+			 d->cfg.upstreams[i].npins ? " (pinned)" : "");
 	log_info("dotstub ready");
 	ev_run(d->loop, 0);
 	log_info("stopped");
 	return 0;
+}
+
+/* --check-config: everything run() would load, without binding. */
+static int check_config(const config_t *cfg)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	char err[512];
+	upstream_set_t *ups = upstream_set_create(loop, cfg, err, sizeof(err));
+
+	if (ups)
+		config_print(cfg, stdout);
+	else
+		log_error("trust anchors: %s", err);
+	upstream_set_destroy(ups);
+	ev_loop_destroy(loop);
+	return ups ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -265,16 +278,9 @@ int main(int argc, char **argv)
 	case CONFIG_PROBE:
 		rc = probe_run(&d.cfg, stdout);
 		break;
-	case CONFIG_CHECK: {
-		tls_ctx_t *ctx = tls_ctx_create(d.cfg.ca_file, err, sizeof(err));
-		rc = ctx ? 0 : 1;
-		if (ctx)
-			config_print(&d.cfg, stdout);
-		else
-			log_error("trust anchors: %s", err);
-		tls_ctx_destroy(ctx);
+	case CONFIG_CHECK:
+		rc = check_config(&d.cfg);
 		break;
-	}
 	case CONFIG_RUN:
 	default:
 		rc = run(&d);

@@ -122,7 +122,7 @@ int probe_run(const config_t *cfg, FILE *out)
 		.npins = u->npins,
 	};
 	char err[256];
-	tls_ctx_t *ctx = tls_ctx_create(cfg->ca_file, err, sizeof(err));
+	tls_ctx_t *ctx = tls_ctx_create(u->ca_file, err, sizeof(err));
 	tls_session_t *s = NULL;
 	double t0 = now_ms(), deadline = t0 + cfg->connect_timeout_ms * 2.0;
 	int fd = -1, rc = 1;

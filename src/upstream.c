@@ -11,6 +11,7 @@
 typedef struct upstream {
 	upstream_set_t *set;
 	const config_upstream_t *cfg;
+	tls_ctx_t *tls;            /* shared with upstreams of the same anchors */
 	dot_conn_t **conns;        /* pool_size slots, NULL = free */
 	unsigned fails;            /* connection failures in a row */
 	ev_tstamp down_until;      /* backoff: not chosen before this */
@@ -21,7 +22,8 @@ typedef struct upstream {
 
 struct upstream_set {
 	struct ev_loop *loop;
-	tls_ctx_t *tls;
+	tls_ctx_t **ctxs;          /* one per distinct ca-file */
+	size_t nctxs;
 	upstream_t *ups;
 	size_t n;
 	unsigned pool_size;
@@ -110,13 +112,33 @@ static void reap(struct ev_loop *loop, ev_check *w, int revents)
 	ev_check_stop(loop, w);
 }
 
+static int same_file(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The context for upstream i: one of an earlier upstream with the same
+ * anchors, or a new one. */
+static tls_ctx_t *ctx_for(upstream_set_t *set, const config_t *cfg, size_t i,
+			  char *err, size_t errlen)
+{
+	for (size_t k = 0; k < i; k++)
+		if (same_file(cfg->upstreams[k].ca_file, cfg->upstreams[i].ca_file))
+			return set->ups[k].tls;
+	tls_ctx_t *ctx = tls_ctx_create(cfg->upstreams[i].ca_file, err, errlen);
+	if (!ctx)
+		return NULL;
+	set->ctxs = xrealloc(set->ctxs, (set->nctxs + 1) * sizeof(*set->ctxs));
+	set->ctxs[set->nctxs++] = ctx;
+	return ctx;
+}
+
 upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
-				    tls_ctx_t *tls)
+				    char *err, size_t errlen)
 {
 	upstream_set_t *set = xcalloc(1, sizeof(*set));
 
 	set->loop = loop;
-	set->tls = tls;
 	set->n = cfg->nupstreams;
 	set->pool_size = cfg->pool_size ? cfg->pool_size : 1;
 	set->opts.connect_timeout_ms = cfg->connect_timeout_ms;
@@ -130,6 +152,13 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 	}
 	ev_check_init(&set->reaper, reap);
 	set->reaper.data = set;
+	for (size_t i = 0; i < set->n; i++) {
+		set->ups[i].tls = ctx_for(set, cfg, i, err, errlen);
+		if (!set->ups[i].tls) {
+			upstream_set_destroy(set);
+			return NULL;
+		}
+	}
 	return set;
 }
 
@@ -144,6 +173,9 @@ void upstream_set_destroy(upstream_set_t *set)
 		free(set->ups[i].conns);
 		free(set->ups[i].ticket);
 	}
+	for (size_t i = 0; i < set->nctxs; i++)
+		tls_ctx_destroy(set->ctxs[i]);
+	free(set->ctxs);
 	free(set->ups);
 	free(set->dead);
 	free(set);
@@ -192,7 +224,7 @@ static dot_conn_t *conn_for(upstream_t *u)
 	}
 	if (best || free_slot < 0)
 		return best;
-	dot_conn_t *c = dot_conn_create(set->loop, u->cfg, set->tls, &set->opts,
+	dot_conn_t *c = dot_conn_create(set->loop, u->cfg, u->tls, &set->opts,
 					u->ticket, u->ticket_len, &CONN_EVENTS,
 					u, err, sizeof(err));
 	if (!c) {

@@ -21,9 +21,11 @@
 
 typedef struct upstream_set upstream_set_t;
 
-/* cfg (its upstreams array) and tls must outlive the set. */
+/* cfg (its upstreams array) must outlive the set. Loads each distinct
+ * set of trust anchors once; returns NULL with err naming the file when
+ * one cannot be loaded. */
 upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
-				    tls_ctx_t *tls);
+				    char *err, size_t errlen);
 void upstream_set_destroy(upstream_set_t *set);
 
 /* Send msg for req on the best connection, avoiding the upstream that

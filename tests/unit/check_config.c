@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dotstub/config.h"
 
@@ -136,7 +137,7 @@ START_TEST(test_args_override_and_pins)
 	ck_assert_uint_eq(cfg.nlisten, 1);
 	ck_assert_uint_eq(cfg.nupstreams, 1);
 	ck_assert_uint_eq(cfg.upstreams[0].npins, 1);
-	ck_assert_ptr_eq(cfg.upstreams[0].pins, cfg.pins);
+	ck_assert_ptr_eq(cfg.upstreams[0].pins, cfg.cli.pins);
 	config_free(&cfg);
 }
 END_TEST
@@ -161,6 +162,124 @@ START_TEST(test_args_errors_name_the_value)
 }
 END_TEST
 
+/* Write `text` to a temporary file; the caller unlinks `path`. */
+static void write_conf(char *path, const char *text)
+{
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs(text, f);
+	fclose(f);
+}
+
+START_TEST(test_file_two_groups)
+{
+	char path[] = "/tmp/check_config_XXXXXX";
+	config_t cfg;
+	char err[512];
+
+	write_conf(path,
+		   "# comment\n[server]\nlisten = 127.0.0.1@5300\npool-size = 3\n"
+		   "log-level = debug\n"
+		   "[upstream first]\nauth-name = one.test\n"
+		   "pin = " "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"
+		   "server = 127.0.0.1@8531\nserver = 127.0.0.2@8531#other.test\n"
+		   "[upstream second]\nserver = ::1@8532#two.test\n");
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 3, "-c", path), 0);
+	unlink(path);
+	ck_assert_uint_eq(cfg.nlisten, 1);
+	ck_assert_uint_eq(cfg.pool_size, 3);
+	ck_assert_int_eq(cfg.log_level, 3);
+	ck_assert_uint_eq(cfg.nupstreams, 3);
+	ck_assert_str_eq(cfg.upstreams[0].text, "127.0.0.1@8531#one.test");
+	ck_assert_uint_eq(cfg.upstreams[0].npins, 1);
+	ck_assert_str_eq(cfg.upstreams[1].name, "other.test");
+	ck_assert_uint_eq(cfg.upstreams[1].npins, 1);
+	ck_assert_str_eq(cfg.upstreams[2].name, "two.test");
+	ck_assert_uint_eq(cfg.upstreams[2].npins, 0);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_file_command_line_wins)
+{
+	char path[] = "/tmp/check_config_XXXXXX";
+	config_t cfg;
+	char err[512];
+
+	write_conf(path, "[server]\nlisten = 127.0.0.1@5300\nlisten = 127.0.0.1@5301\n"
+			 "[upstream a]\nserver = 127.0.0.1@8531#a.test\n");
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 7, "-l", "127.0.0.9@53",
+			       "-c", path, "-u", "127.0.0.3#b.test"), 0);
+	unlink(path);
+	ck_assert_uint_eq(cfg.nlisten, 1);
+	ck_assert_str_eq(cfg.listen[0].text, "127.0.0.9@53");
+	ck_assert_uint_eq(cfg.nupstreams, 1);
+	ck_assert_str_eq(cfg.upstreams[0].name, "b.test");
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_file_errors_name_line_and_value)
+{
+	static const struct {
+		const char *text;
+		const char *expect;
+	} cases[] = {
+		{ "[server]\nlisten = 127.0.0.1\nbogus = 1\n", ":3: unknown key 'bogus'" },
+		{ "[upstream x]\nserver = 127.0.0.1@0\n", ":2: server: invalid upstream '127.0.0.1@0'" },
+		{ "[upstream x]\nserver = 300.0.0.1\n", "'300.0.0.1'" },
+		{ "[upstream x]\nserver = 127.0.0.1\nca-file = /nonexistent.pem\n",
+		  ":3: ca-file: cannot read '/nonexistent.pem'" },
+		{ "[upstream x]\nserver = 127.0.0.1\npin = abc=\n", ":3: pin: invalid pin 'abc='" },
+		{ "[server]\nquery-timeout = 5s\n", ":2: query-timeout: invalid value '5s'" },
+		{ "[server]\npool-size = 0\n", "pool-size: invalid value '0'" },
+		{ "[elsewhere]\nx = 1\n", ":2: unknown section [elsewhere]" },
+		{ "[upstream x]\nauth-name = a.test\n", "[upstream x] has no server" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[] = "/tmp/check_config_XXXXXX";
+		config_t cfg;
+		char err[512] = "";
+
+		write_conf(path, cases[i].text);
+		ck_assert_int_lt(parse(&cfg, err, sizeof(err), 3, "-c", path), 0);
+		unlink(path);
+		ck_assert_msg(strstr(err, cases[i].expect) && strstr(err, path),
+			      "case %zu: '%s' lacks '%s'", i, err, cases[i].expect);
+		config_free(&cfg);
+	}
+}
+END_TEST
+
+START_TEST(test_sample_config_is_the_defaults)
+{
+	config_t a, b;
+	char err[512];
+	char sample[1024];
+
+	snprintf(sample, sizeof(sample), "%s/../etc/dotstub.conf",
+		 getenv("TESTS_SRCDIR") ? getenv("TESTS_SRCDIR") : "tests");
+	ck_assert_int_eq(parse(&a, err, sizeof(err), 1), 0);
+	ck_assert_msg(parse(&b, err, sizeof(err), 3, "-c", sample) == 0, "%s", err);
+	ck_assert_uint_eq(a.nlisten, b.nlisten);
+	ck_assert_uint_eq(a.query_timeout_ms, b.query_timeout_ms);
+	ck_assert_uint_eq(a.connect_timeout_ms, b.connect_timeout_ms);
+	ck_assert_uint_eq(a.idle_timeout_ms, b.idle_timeout_ms);
+	ck_assert_uint_eq(a.tcp_client_timeout_ms, b.tcp_client_timeout_ms);
+	ck_assert_uint_eq(a.max_inflight, b.max_inflight);
+	ck_assert_uint_eq(a.pool_size, b.pool_size);
+	ck_assert_uint_eq(a.padding_block, b.padding_block);
+	ck_assert_uint_eq(a.max_tcp_clients, b.max_tcp_clients);
+	ck_assert_int_eq(a.log_level, b.log_level);
+	ck_assert_uint_eq(a.nupstreams, b.nupstreams);
+	for (size_t i = 0; i < a.nupstreams; i++)
+		ck_assert_str_eq(a.upstreams[i].text, b.upstreams[i].text);
+	config_free(&a);
+	config_free(&b);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -176,6 +295,12 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_args_defaults);
 	tcase_add_test(tc, test_args_override_and_pins);
 	tcase_add_test(tc, test_args_errors_name_the_value);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("file");
+	tcase_add_test(tc, test_file_two_groups);
+	tcase_add_test(tc, test_file_command_line_wins);
+	tcase_add_test(tc, test_file_errors_name_line_and_value);
+	tcase_add_test(tc, test_sample_config_is_the_defaults);
 	suite_add_tcase(s, tc);
 	return s;
 }
