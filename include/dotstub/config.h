@@ -1,0 +1,116 @@
+/* config: built-in defaults, the command line, validation with errors that
+ * name the bad value, and printing the effective configuration. */
+#ifndef DOTSTUB_CONFIG_H
+#define DOTSTUB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "dotstub/tls.h"
+
+#define CONFIG_DNS_PORT 53
+#define CONFIG_DOT_PORT 853
+#define CONFIG_NAME_MAX 253
+/* "IPv6@PORT#NAME" at its longest. */
+#define CONFIG_SPEC_MAX (48 + 7 + 1 + CONFIG_NAME_MAX + 1)
+
+typedef struct {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char text[CONFIG_SPEC_MAX];   /* "127.0.0.1@53" */
+	int optional;  /* a default that may be missing (::1 without IPv6) */
+} config_listen_t;
+
+typedef struct {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char ip_text[48];             /* "1.1.1.1" */
+	char name[CONFIG_NAME_MAX + 1];  /* auth name; "" = verify the IP */
+	char text[CONFIG_SPEC_MAX];   /* "1.1.1.1@853#cloudflare-dns.com" */
+	const tls_pin_t *pins;        /* the group's pins */
+	size_t npins;
+	const char *ca_file;          /* the group's anchors; NULL: system */
+} config_upstream_t;
+
+/* Upstreams that share an auth name, pins and trust anchors: a
+ * "[upstream LABEL]" section, the command line's -u/--pin/--ca-file, or the
+ * built-in default. */
+typedef struct {
+	char label[64];
+	char name[CONFIG_NAME_MAX + 1];  /* for servers given without #NAME */
+	char *ca_file;
+	tls_pin_t *pins;
+	size_t npins;
+	char **servers;               /* "IP[@PORT][#NAME]", validated */
+	size_t nservers;
+} config_group_t;
+
+typedef enum {
+	CONFIG_RUN = 0,
+	CONFIG_CHECK,     /* --check-config */
+	CONFIG_PROBE,     /* --probe */
+	CONFIG_HELP,
+	CONFIG_VERSION,
+} config_mode_t;
+
+typedef struct {
+	config_mode_t mode;
+	config_listen_t *listen;
+	size_t nlisten;
+	config_upstream_t *upstreams; /* every group's servers, in order */
+	size_t nupstreams;
+	config_group_t *groups;       /* from the configuration file */
+	size_t ngroups;
+	config_group_t cli;           /* -u, --pin, --ca-file */
+	config_upstream_t probe;      /* the target of --probe */
+	char *config_file;
+	char *user;
+	char *pidfile;
+	char *metrics;
+	int daemonize;
+	int log_level;                /* log_level_t */
+	unsigned query_timeout_ms;    /* whole query, client to answer */
+	unsigned connect_timeout_ms;  /* TCP connect + TLS handshake */
+	unsigned idle_timeout_ms;     /* idle upstream connection close */
+	unsigned tcp_client_timeout_ms;  /* idle client TCP connection close */
+	unsigned max_inflight;        /* queries in flight per connection */
+	unsigned pool_size;           /* connections per upstream */
+	unsigned padding_block;       /* EDNS padding block, 0 = off */
+	unsigned max_tcp_clients;
+} config_t;
+
+/* Parse "IP[@PORT]" ("[IPv6]" brackets allowed). Returns 0, or -EINVAL. */
+int config_parse_addr(const char *text, uint16_t default_port,
+		      struct sockaddr_storage *addr, socklen_t *addrlen);
+
+/* Parse "IP[@PORT][#NAME]" (port default 853). Returns 0, or -EINVAL. */
+int config_parse_upstream(const char *text, config_upstream_t *u);
+
+/* Defaults, then the configuration file (-c), then the rest of the command
+ * line: -l and -u replace the file's listeners and upstreams. Returns 0, or
+ * -1 with the reason in err: the option or FILE:LINE, and the bad value.
+ * Help and version only set the mode. */
+int config_from_args(config_t *cfg, int argc, char **argv,
+		     char *err, size_t errlen);
+
+/* The effective configuration, in the configuration file's syntax. */
+void config_print(const config_t *cfg, FILE *out);
+
+void config_usage(FILE *out);
+
+/* Read an INI configuration file into cfg (over what is there). Returns
+ * 0, or -1 with "FILE:LINE: reason 'value'" (or the open error) in err. */
+int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* Shared by the command line and the file parsers. Each returns 0, or
+ * -EINVAL leaving cfg unchanged. */
+int config_add_listen(config_t *cfg, const char *text, int optional);
+int config_group_add_server(config_group_t *g, const char *text);
+int config_group_add_pin(config_group_t *g, const char *text);
+void config_group_free(config_group_t *g);
+
+void config_free(config_t *cfg);
+
+#endif
