@@ -191,6 +191,8 @@ static void set_defaults(config_t *cfg)
 	/* Stub clients (glibc, dig) give up after 5 s: a SERVFAIL must come
 	 * before that to be of use. */
 	cfg->query_timeout_ms = 4000;
+	/* A second upstream still gets a fair turn inside the deadline. */
+	cfg->attempt_timeout_ms = 1500;
 	cfg->connect_timeout_ms = 2000;
 	/* Cloudflare resets idle DoT connections after 10 s. */
 	cfg->idle_timeout_ms = 9000;
@@ -199,6 +201,8 @@ static void set_defaults(config_t *cfg)
 	cfg->pool_size = 2;
 	cfg->padding_block = 128;
 	cfg->max_tcp_clients = 256;
+	cfg->max_waiting = 2048;
+	cfg->policy = POLICY_RTT;
 	snprintf(cfg->cli.label, sizeof(cfg->cli.label), "command line");
 }
 
@@ -404,6 +408,7 @@ static void print_group(const config_group_t *g, FILE *out)
 void config_print(const config_t *cfg, FILE *out)
 {
 	static const char *const levels[] = { "error", "warning", "info", "debug" };
+	static const char *const policies[] = { "rtt", "round-robin", "ordered" };
 
 	fprintf(out, "# effective configuration%s%s\n[server]\n",
 		cfg->config_file ? " from " : "",
@@ -411,13 +416,16 @@ void config_print(const config_t *cfg, FILE *out)
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		fprintf(out, "listen = %s\n", cfg->listen[i].text);
 	fprintf(out, "log-level = %s\n", levels[cfg->log_level]);
-	fprintf(out, "query-timeout = %u\nconnect-timeout = %u\n"
-		"idle-timeout = %u\ntcp-client-timeout = %u\n"
-		"max-inflight = %u\npool-size = %u\npadding-block = %u\n"
-		"max-tcp-clients = %u\n",
-		cfg->query_timeout_ms, cfg->connect_timeout_ms,
-		cfg->idle_timeout_ms, cfg->tcp_client_timeout_ms,
-		cfg->max_inflight, cfg->pool_size, cfg->padding_block,
+	fprintf(out, "query-timeout = %u\nattempt-timeout = %u\n"
+		"connect-timeout = %u\nidle-timeout = %u\n"
+		"tcp-client-timeout = %u\nmax-inflight = %u\npool-size = %u\n"
+		"max-waiting = %u\npolicy = %s\ntcp-fastopen = %s\n"
+		"padding-block = %u\nmax-tcp-clients = %u\n",
+		cfg->query_timeout_ms, cfg->attempt_timeout_ms,
+		cfg->connect_timeout_ms, cfg->idle_timeout_ms,
+		cfg->tcp_client_timeout_ms, cfg->max_inflight, cfg->pool_size,
+		cfg->max_waiting, policies[cfg->policy],
+		cfg->tcp_fastopen ? "yes" : "no", cfg->padding_block,
 		cfg->max_tcp_clients);
 	if (cfg->user)
 		fprintf(out, "user = %s\n", cfg->user);

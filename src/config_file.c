@@ -19,7 +19,9 @@
  *
  * Every key is in one of the tables below; anything else is an error. */
 
-typedef enum { K_UINT, K_STRING, K_LISTEN, K_LEVEL, K_ADDR_PORT } key_type_t;
+typedef enum {
+	K_UINT, K_STRING, K_LISTEN, K_LEVEL, K_ADDR_PORT, K_POLICY, K_BOOL,
+} key_type_t;
 
 typedef struct {
 	const char *name;
@@ -38,6 +40,10 @@ static const key_t_ SERVER_KEYS[] = {
 	STR_KEY("pidfile", pidfile),
 	{ "metrics", K_ADDR_PORT, offsetof(config_t, metrics), 0, 0 },
 	UINT_KEY("query-timeout", query_timeout_ms, 100, 60000),
+	UINT_KEY("attempt-timeout", attempt_timeout_ms, 100, 60000),
+	UINT_KEY("max-waiting", max_waiting, 0, 1000000),
+	{ "policy", K_POLICY, 0, 0, 0 },
+	{ "tcp-fastopen", K_BOOL, offsetof(config_t, tcp_fastopen), 0, 0 },
 	UINT_KEY("connect-timeout", connect_timeout_ms, 100, 60000),
 	UINT_KEY("idle-timeout", idle_timeout_ms, 0, 3600000),
 	UINT_KEY("tcp-client-timeout", tcp_client_timeout_ms, 1000, 600000),
@@ -103,6 +109,17 @@ static int set_level(parse_state_t *st, const char *value)
 	return error(st, "log-level: invalid value '%s' (error, warning, info, debug)", value);
 }
 
+static int set_word(parse_state_t *st, const char *key, const char *value,
+		    const char *const *words, size_t n, int *dst)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(value, words[i]) == 0) {
+			*dst = (int)i;
+			return 1;
+		}
+	return error(st, "%s: invalid value '%s'", key, value);
+}
+
 static int server_key(parse_state_t *st, const char *name, const char *value)
 {
 	for (size_t i = 0; i < sizeof(SERVER_KEYS) / sizeof(SERVER_KEYS[0]); i++) {
@@ -128,6 +145,15 @@ static int server_key(parse_state_t *st, const char *name, const char *value)
 			return set_string(st, k, value);
 		case K_STRING:
 			return set_string(st, k, value);
+		case K_POLICY: {
+			static const char *const p[] = { "rtt", "round-robin", "ordered" };
+			return set_word(st, k->name, value, p, 3, &st->cfg->policy);
+		}
+		case K_BOOL: {
+			static const char *const b[] = { "no", "yes" };
+			return set_word(st, k->name, value, b, 2,
+					(int *)((char *)st->cfg + k->offset));
+		}
 		}
 	}
 	return error(st, "unknown key '%s' in [server]", name);

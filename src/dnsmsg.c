@@ -9,6 +9,7 @@
 
 #define TYPE_OPT 41
 #define OPT_PADDING 12
+#define OPT_KEEPALIVE 11  /* RFC 7828: hop-by-hop, never passed through */
 #define RR_FIXED_LEN 10
 #define OPT_EMPTY_LEN (1 + RR_FIXED_LEN)
 
@@ -138,7 +139,8 @@ static int options_valid(const uint8_t *m, const struct rr *opt)
 	return 1;
 }
 
-/* Copy the options of an OPT record, all but padding. */
+/* Copy the options of an OPT record but the hop-by-hop ones (padding,
+ * keepalive), which belong to one transport, not to the message. */
 static void put_options_unpadded(struct out *o, const uint8_t *m,
 				 const struct rr *opt)
 {
@@ -146,7 +148,8 @@ static void put_options_unpadded(struct out *o, const uint8_t *m,
 
 	while (p + 4 <= opt->end) {
 		size_t olen = get16(m + p + 2);
-		if (get16(m + p) != OPT_PADDING)
+		uint16_t code = get16(m + p);
+		if (code != OPT_PADDING && code != OPT_KEEPALIVE)
 			put(o, m + p, 4 + olen);
 		p += 4 + olen;
 	}
@@ -345,6 +348,10 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 		       have_opt ? opt.ttl : 0, 0);
 	if (have_opt)
 		put_options_unpadded(&o, msg, &opt);
+	/* Ask for the server's idle timeout (RFC 7828) so that we close
+	 * before it does. */
+	put16(&o, OPT_KEEPALIVE);
+	put16(&o, 0);
 	if (pad_block > 0)
 		put_padding(&o, pad_block, limit);
 	if (o.full || o.len > limit)
@@ -479,4 +486,39 @@ size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,
 int dnsmsg_rcode(const uint8_t *msg)
 {
 	return DNS_HEADER_RCODE(msg);
+}
+
+/* The OPT record of a message, or -1. */
+static int find_opt(const uint8_t *m, size_t len, struct rr *opt)
+{
+	size_t off = DNSMSG_HEADER_LEN;
+	unsigned ar = DNS_HEADER_ARCOUNT(m);
+	int compressed;
+
+	for (unsigned i = DNS_HEADER_QDCOUNT(m); i > 0; i--) {
+		if (skip_name(m, len, &off, &compressed) < 0 || len - off < 4)
+			return -1;
+		off += 4;
+	}
+	if (skip_rrs(m, len, &off, DNS_HEADER_ANCOUNT(m) + DNS_HEADER_NSCOUNT(m)) < 0)
+		return -1;
+	while (ar--) {
+		if (next_rr(m, len, &off, opt) < 0)
+			return -1;
+		if (opt->type == TYPE_OPT)
+			return options_valid(m, opt) ? 0 : -1;
+	}
+	return -1;
+}
+
+int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len)
+{
+	struct rr opt;
+
+	if (len < DNSMSG_HEADER_LEN || find_opt(ans, len, &opt) < 0)
+		return -1;
+	for (size_t p = opt.rdata; p + 4 <= opt.end; p += 4 + get16(ans + p + 2))
+		if (get16(ans + p) == OPT_KEEPALIVE && get16(ans + p + 2) == 2)
+			return get16(ans + p + 4);
+	return -1;
 }

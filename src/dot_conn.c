@@ -35,6 +35,9 @@ struct dot_conn {
 	frame_writer_t *wr;
 	size_t sending;       /* bytes handed to the TLS send in progress */
 	ev_tstamp started;
+	ev_tstamp last_rx;    /* when the server last sent anything */
+	int peer_closed;      /* it closed the session (EOF, close_notify) */
+	int keepalive_ms;     /* the server's EDNS keepalive, -1 unknown */
 	int ticket_seen;
 	dot_conn_stats_t stats;
 };
@@ -76,11 +79,19 @@ static void update_events(dot_conn_t *c)
 	set_events(c, ev);
 }
 
+/* Idle close: ours, or sooner when the server announced a shorter EDNS
+ * keepalive (RFC 7828); its 0 means "close when done". */
 static void arm_idle(dot_conn_t *c)
 {
+	double secs = c->opts.idle_timeout_ms / 1000.0;
+
 	ev_timer_stop(c->loop, &c->timer);
-	if (idmap_count(c->ids) == 0 && c->opts.idle_timeout_ms) {
-		ev_timer_set(&c->timer, c->opts.idle_timeout_ms / 1000.0, 0.);
+	if (idmap_count(c->ids) > 0)
+		return;
+	if (c->keepalive_ms >= 0 && (secs == 0 || c->keepalive_ms / 1000.0 < secs))
+		secs = c->keepalive_ms > 0 ? c->keepalive_ms / 1000.0 : 0.001;
+	if (secs > 0) {
+		ev_timer_set(&c->timer, secs, 0.);
 		ev_timer_start(c->loop, &c->timer);
 	}
 }
@@ -139,6 +150,18 @@ static void schedule_flush(dot_conn_t *c)
 		ev_prepare_start(c->loop, &c->flush);
 }
 
+/* Servers that leave Nagle on hold their first answer behind the session
+ * ticket segment until we ACK it, and a delayed ACK takes ~40 ms: ACK at
+ * once until the first answer is in. (QUICKACK does not stick: set it
+ * after every read.) */
+static void quickack(dot_conn_t *c)
+{
+	int one = 1;
+
+	if (c->stats.answered == 0)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 /* One message from the upstream. */
 static void handle_answer(dot_conn_t *c, const uint8_t *msg, size_t len)
 {
@@ -161,7 +184,14 @@ static void handle_answer(dot_conn_t *c, const uint8_t *msg, size_t len)
 	idmap_remove(c->ids, req->id);
 	req->conn = NULL;
 	c->stats.answered++;
+	int ka = dnsmsg_answer_keepalive(msg, len);
+	if (ka >= 0)   /* in units of 100 ms; keep a margin of a tenth */
+		c->keepalive_ms = ka * 90;
+	if (c->ev->on_rtt)
+		c->ev->on_rtt(c->arg, (ev_now(c->loop) - req->sent_at) * 1000.0);
 	req->on_answer(req, msg, len);
+	if (c->ev->on_room)
+		c->ev->on_room(c->arg, c);
 }
 
 /* Read everything TLS has, GnuTLS's own buffer included (level-triggered
@@ -180,9 +210,12 @@ static int read_answers(dot_conn_t *c)
 			break;
 		}
 		if (st != TLS_OK) {
+			c->peer_closed = st == TLS_CLOSED;
 			close_conn(c, 0, tls_session_error(c->tls));
 			return -1;
 		}
+		c->last_rx = ev_now(c->loop);
+		quickack(c);
 		frame_reader_commit(c->rd, got);
 		while (frame_reader_next(c->rd, &msg, &len))
 			handle_answer(c, msg, len);
@@ -195,6 +228,7 @@ static int read_answers(dot_conn_t *c)
 			c->ev->on_ticket(c->arg, t, tlen);
 		}
 	}
+	quickack(c);
 	if (c->state == DOT_DRAINING && idmap_count(c->ids) == 0) {
 		close_conn(c, 0, NULL);
 		return -1;
@@ -211,6 +245,7 @@ static void step_handshake(dot_conn_t *c)
 {
 	tls_status_t st = tls_session_handshake(c->tls);
 
+	quickack(c);
 	if (st == TLS_AGAIN_INPUT || st == TLS_AGAIN_OUTPUT) {
 		c->tls_wants_write = st == TLS_AGAIN_OUTPUT;
 		update_events(c);
@@ -297,6 +332,10 @@ static int open_socket(dot_conn_t *c, char *err, size_t errlen)
 	/* Without it a query right behind the Finished message waits for
 	 * the server's delayed ACK (~40 ms). */
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* The ClientHello rides on the SYN; resumed sessions save a round
+	 * trip. Off by default: middleboxes still drop such SYNs. */
+	if (c->opts.tcp_fastopen)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
 	if (connect(c->fd, (const struct sockaddr *)&c->up->addr,
 		    c->up->addrlen) < 0 && errno != EINPROGRESS) {
 		snprintf(err, errlen, "connect: %s", strerror(errno));
@@ -325,6 +364,7 @@ dot_conn_t *dot_conn_create(struct ev_loop *loop, const config_upstream_t *u,
 	c->ev = ev;
 	c->arg = arg;
 	c->fd = -1;
+	c->keepalive_ms = -1;
 	c->state = DOT_CONNECTING;
 	c->started = ev_now(loop);
 	if (open_socket(c, err, errlen) < 0)
@@ -380,10 +420,11 @@ static void close_conn(dot_conn_t *c, int failed, const char *why)
 	}
 	char reason[300];
 	snprintf(reason, sizeof(reason), "%s", why ? why : "closed");
+	int counted = !(c->peer_closed && c->stats.answered > 0);
 	if (c->ev->on_closed)
 		c->ev->on_closed(c->arg, c, failed, reason);
 	for (size_t k = 0; k < i; k++)
-		reqs[k]->on_failed(reqs[k], reason);
+		reqs[k]->on_failed(reqs[k], counted, reason);
 	free(reqs);
 }
 
@@ -424,6 +465,7 @@ int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len)
 	frame_writer_put(c->wr, msg, len);
 	req->conn = c;
 	req->id = id;
+	req->sent_at = ev_now(c->loop);
 	c->stats.sent++;
 	if (c->state == DOT_READY)
 		ev_timer_stop(c->loop, &c->timer);   /* no longer idle */
@@ -439,10 +481,29 @@ void dot_conn_cancel(dot_req_t *req)
 		return;
 	idmap_remove(c->ids, req->id);
 	req->conn = NULL;
-	if (c->state == DOT_DRAINING && idmap_count(c->ids) == 0)
+	if (c->state == DOT_DRAINING && idmap_count(c->ids) == 0) {
 		close_conn(c, 0, NULL);
-	else if (c->state == DOT_READY)
+		return;
+	}
+	if (c->state == DOT_READY)
 		arm_idle(c);
+	if (c->ev->on_room)
+		c->ev->on_room(c->arg, c);
+}
+
+void dot_conn_expire(dot_req_t *req)
+{
+	dot_conn_t *c = req->conn;
+	char why[96];
+
+	if (!c)
+		return;
+	int stalled = c->state != DOT_CLOSED && c->last_rx <= req->sent_at;
+	snprintf(why, sizeof(why), "no answer for %.0f ms",
+		 (ev_now(c->loop) - req->sent_at) * 1000.0);
+	dot_conn_cancel(req);
+	if (stalled && req->conn == NULL && dot_conn_state(c) != DOT_CLOSED)
+		close_conn(c, 1, why);
 }
 
 void dot_conn_drain(dot_conn_t *c)

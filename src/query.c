@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,12 @@
 #include "dotstub/log.h"
 #include "dotstub/query.h"
 #include "dotstub/xmalloc.h"
+
+/* Counted failures (errors, timeouts) before SERVFAIL: the first try and
+ * one resend elsewhere. */
+#define MAX_FAILURES 2
+/* All resends, free ones included. */
+#define MAX_RESENDS 8
 
 typedef struct query {
 	dot_req_t req;              /* first: a req is its query */
@@ -19,8 +26,10 @@ typedef struct query {
 	dnsmsg_query_t q;
 	uint8_t *upmsg;
 	size_t uplen;
-	ev_timer deadline;
-	unsigned attempts;
+	ev_timer deadline;          /* the whole query: then SERVFAIL */
+	ev_timer attempt;           /* one upstream's turn: then resend */
+	unsigned failures;          /* attempts that failed (counted) */
+	unsigned resends;
 } query_t;
 
 struct query_env {
@@ -49,7 +58,8 @@ static void query_free(query_t *qr)
 	query_env_t *env = qr->env;
 
 	ev_timer_stop(env->loop, &qr->deadline);
-	dot_conn_cancel(&qr->req);
+	ev_timer_stop(env->loop, &qr->attempt);
+	upstream_cancel(env->ups, &qr->req);
 	if (qr->prev)
 		qr->prev->next = qr->next;
 	else
@@ -118,23 +128,52 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 
 static void dispatch(query_t *qr)
 {
-	int rc = upstream_send(qr->env->ups, &qr->req, qr->upmsg, qr->uplen);
+	query_env_t *env = qr->env;
+	int rc = upstream_send(env->ups, &qr->req, qr->upmsg, qr->uplen);
 
-	if (rc < 0)
-		fail_query(qr, "no upstream connection can take it");
+	if (rc < 0) {
+		fail_query(qr, rc == -ENOBUFS ? "too many queries waiting"
+					      : "no upstream connection can take it");
+		return;
+	}
+	ev_timer_stop(env->loop, &qr->attempt);
+	ev_timer_set(&qr->attempt, env->cfg->attempt_timeout_ms / 1000.0, 0.);
+	ev_timer_start(env->loop, &qr->attempt);
 }
 
-/* The connection died with the query on it: once more, elsewhere. */
-static void on_failed(dot_req_t *req, const char *why)
+/* A failed attempt: once more, elsewhere when there is an elsewhere. A
+ * server that closed cleanly after answering others did not fail us:
+ * that resend is free (up to a bound), or a server closing after every
+ * K queries would starve pipelined ones. */
+static void retry(query_t *qr, int counted, const char *why)
 {
-	query_t *qr = (query_t *)req;
-
-	if (++qr->attempts >= 2) {
+	if ((counted && ++qr->failures >= MAX_FAILURES) ||
+	    ++qr->resends > MAX_RESENDS) {
 		fail_query(qr, why);
 		return;
 	}
 	qr->env->stats.resent++;
 	dispatch(qr);
+}
+
+/* The connection died with the query on it. */
+static void on_failed(dot_req_t *req, int counted, const char *why)
+{
+	retry((query_t *)req, counted, why);
+}
+
+/* No answer in the attempt's time: resend (on a waiting query, keep
+ * waiting: it was never sent). */
+static void on_attempt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	query_t *qr = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (qr->req.waiting)
+		return;
+	dot_conn_expire(&qr->req);
+	retry(qr, 1, "attempt timed out");
 }
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -214,6 +253,8 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		      env->cfg->query_timeout_ms / 1000.0, 0.);
 	qr->deadline.data = qr;
 	ev_timer_start(env->loop, &qr->deadline);
+	ev_init(&qr->attempt, on_attempt_timeout);
+	qr->attempt.data = qr;
 	dispatch(qr);
 }
 

@@ -5,8 +5,13 @@
 #include <string.h>
 
 #include "dotstub/log.h"
+#include "dotstub/rand.h"
 #include "dotstub/upstream.h"
 #include "dotstub/xmalloc.h"
+
+/* One query in this many goes to a random healthy upstream under the RTT
+ * policy, so that a recovered or faster one is noticed. */
+#define EXPLORE_ONE_IN 32
 
 typedef struct upstream {
 	upstream_set_t *set;
@@ -16,6 +21,7 @@ typedef struct upstream {
 	unsigned fails;            /* connection failures in a row */
 	ev_tstamp down_until;      /* backoff: not chosen before this */
 	ev_tstamp last_fail;
+	double srtt_ms;            /* smoothed answer time; 0 = not measured */
 	uint8_t *ticket;           /* to resume the next connection */
 	size_t ticket_len;
 } upstream_t;
@@ -27,7 +33,12 @@ struct upstream_set {
 	upstream_t *ups;
 	size_t n;
 	unsigned pool_size;
+	int policy;
+	size_t next_rr;            /* round-robin position */
 	dot_conn_opts_t opts;
+	/* Queries waiting for a connection with room, oldest first. */
+	dot_req_t *wait_head, *wait_tail;
+	size_t nwaiting, max_waiting;
 	/* Closed connections are freed after the callbacks that closed
 	 * them have returned. */
 	dot_conn_t **dead;
@@ -35,6 +46,8 @@ struct upstream_set {
 	ev_check reaper;
 	upstream_stats_t stats;
 };
+
+static void drain_waiting(upstream_set_t *set);
 
 static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 {
@@ -60,12 +73,31 @@ static void on_ticket(void *arg, const uint8_t *data, size_t len)
 	u->ticket_len = len;
 }
 
+/* EWMA with gain 1/8, as TCP's SRTT. */
+static void on_rtt(void *arg, double ms)
+{
+	upstream_t *u = arg;
+
+	u->srtt_ms = u->srtt_ms == 0 ? ms : u->srtt_ms + (ms - u->srtt_ms) / 8;
+}
+
+static void on_room(void *arg, dot_conn_t *c)
+{
+	upstream_t *u = arg;
+
+	(void)c;
+	if (u->set->wait_head)
+		drain_waiting(u->set);
+}
+
+/* Back off exponentially, from UPSTREAM_BACKOFF_MIN_MS up to a few
+ * seconds (not minutes: a network that comes back must be noticed). */
 static void mark_failed(upstream_t *u)
 {
 	ev_tstamp now = ev_now(u->set->loop);
 	unsigned ms = UPSTREAM_BACKOFF_MIN_MS;
 
-	for (unsigned i = 1; i < u->fails && ms < UPSTREAM_BACKOFF_MAX_MS; i++)
+	for (unsigned i = 0; i < u->fails && ms < UPSTREAM_BACKOFF_MAX_MS; i++)
 		ms *= 2;
 	if (ms > UPSTREAM_BACKOFF_MAX_MS)
 		ms = UPSTREAM_BACKOFF_MAX_MS;
@@ -98,6 +130,8 @@ static void on_closed(void *arg, dot_conn_t *c, int failed, const char *why)
 static const dot_conn_events_t CONN_EVENTS = {
 	.on_ready = on_ready,
 	.on_ticket = on_ticket,
+	.on_rtt = on_rtt,
+	.on_room = on_room,
 	.on_closed = on_closed,
 };
 
@@ -141,9 +175,12 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 	set->loop = loop;
 	set->n = cfg->nupstreams;
 	set->pool_size = cfg->pool_size ? cfg->pool_size : 1;
+	set->policy = cfg->policy;
+	set->max_waiting = cfg->max_waiting;
 	set->opts.connect_timeout_ms = cfg->connect_timeout_ms;
 	set->opts.idle_timeout_ms = cfg->idle_timeout_ms;
 	set->opts.max_inflight = cfg->max_inflight;
+	set->opts.tcp_fastopen = cfg->tcp_fastopen;
 	set->ups = xcalloc(set->n, sizeof(upstream_t));
 	for (size_t i = 0; i < set->n; i++) {
 		set->ups[i].set = set;
@@ -181,26 +218,66 @@ void upstream_set_destroy(upstream_set_t *set)
 	free(set);
 }
 
-/* The upstream to use: healthy ones in order, else the one that failed
- * longest ago. `avoid` is skipped when anything else is left. */
+static int healthy(const upstream_t *u, ev_tstamp now)
+{
+	return u->down_until <= now;
+}
+
+/* Among the healthy upstreams but `avoid`, by policy. */
+static upstream_t *choose_healthy(upstream_set_t *set, const upstream_t *avoid,
+				  ev_tstamp now)
+{
+	upstream_t *best = NULL;
+	size_t nhealthy = 0;
+
+	for (size_t k = 0; k < set->n; k++) {
+		size_t i = set->policy == POLICY_ROUND_ROBIN ? (set->next_rr + k) % set->n : k;
+		upstream_t *u = &set->ups[i];
+		if (u == avoid || !healthy(u, now))
+			continue;
+		nhealthy++;
+		if (set->policy == POLICY_ROUND_ROBIN) {
+			set->next_rr = i + 1;
+			return u;
+		}
+		if (set->policy == POLICY_ORDERED)
+			return u;
+		/* RTT: unmeasured upstreams first, then the fastest; now and
+		 * then a random one, so that the choice can change. */
+		if (!best || u->srtt_ms < best->srtt_ms)
+			best = u;
+	}
+	if (best && nhealthy > 1 && rand_u32() % EXPLORE_ONE_IN == 0) {
+		size_t pick = rand_u32() % nhealthy;
+		for (size_t i = 0; i < set->n; i++) {
+			upstream_t *u = &set->ups[i];
+			if (u != avoid && healthy(u, now) && pick-- == 0)
+				return u;
+		}
+	}
+	return best;
+}
+
+/* A healthy upstream, else the one that failed longest ago (rather than
+ * failing at once: it may be back). `avoid` only when nothing else is
+ * left. */
 static upstream_t *choose(upstream_set_t *set, const upstream_t *avoid)
 {
 	ev_tstamp now = ev_now(set->loop);
-	upstream_t *oldest = NULL;
+	upstream_t *u = choose_healthy(set, avoid, now), *oldest = NULL;
 
+	if (u)
+		return u;
 	for (size_t i = 0; i < set->n; i++) {
-		upstream_t *u = &set->ups[i];
-		if (u == avoid)
-			continue;
-		if (u->down_until <= now)
-			return u;
-		if (!oldest || u->last_fail < oldest->last_fail)
+		u = &set->ups[i];
+		if (u != avoid && (!oldest || u->last_fail < oldest->last_fail))
 			oldest = u;
 	}
 	return oldest ? oldest : (upstream_t *)avoid;
 }
 
-/* A connection with room, preferring ready ones; else a new one. */
+/* A connection with room, preferring ready ones; else a new one while
+ * the pool has a free slot; else NULL. */
 static dot_conn_t *conn_for(upstream_t *u)
 {
 	upstream_set_t *set = u->set;
@@ -238,19 +315,81 @@ static dot_conn_t *conn_for(upstream_t *u)
 	return c;
 }
 
-int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
-		  size_t len)
+static void wait_push(upstream_set_t *set, dot_req_t *req)
+{
+	req->waiting = 1;
+	req->wait_next = NULL;
+	req->wait_prev = set->wait_tail;
+	if (set->wait_tail)
+		set->wait_tail->wait_next = req;
+	else
+		set->wait_head = req;
+	set->wait_tail = req;
+	set->nwaiting++;
+}
+
+static void wait_remove(upstream_set_t *set, dot_req_t *req)
+{
+	if (req->wait_prev)
+		req->wait_prev->wait_next = req->wait_next;
+	else
+		set->wait_head = req->wait_next;
+	if (req->wait_next)
+		req->wait_next->wait_prev = req->wait_prev;
+	else
+		set->wait_tail = req->wait_prev;
+	req->waiting = 0;
+	set->nwaiting--;
+}
+
+/* Try to put req on a connection: 0, -EAGAIN (everything full), or
+ * another negative errno. */
+static int try_send(upstream_set_t *set, dot_req_t *req)
 {
 	upstream_t *u = choose(set, req->upstream);
-	dot_conn_t *c;
+	dot_conn_t *c = u ? conn_for(u) : NULL;
 
 	if (!u)
 		return -ENETUNREACH;
-	c = conn_for(u);
 	if (!c)
 		return -EAGAIN;
 	req->upstream = u;
-	return dot_conn_send(c, req, msg, len);
+	return dot_conn_send(c, req, req->msg, req->msg_len);
+}
+
+static void drain_waiting(upstream_set_t *set)
+{
+	while (set->wait_head) {
+		dot_req_t *req = set->wait_head;
+		if (try_send(set, req) == -EAGAIN)
+			return;
+		/* Sent, or failed for good: either way it leaves the queue. */
+		wait_remove(set, req);
+	}
+}
+
+int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
+		  size_t len)
+{
+	int rc;
+
+	req->msg = msg;
+	req->msg_len = len;
+	rc = set->wait_head ? -EAGAIN : try_send(set, req);  /* keep order */
+	if (rc != -EAGAIN)
+		return rc;
+	if (set->nwaiting >= set->max_waiting)
+		return -ENOBUFS;
+	wait_push(set, req);
+	return 0;
+}
+
+void upstream_cancel(upstream_set_t *set, dot_req_t *req)
+{
+	if (req->waiting)
+		wait_remove(set, req);
+	else
+		dot_conn_cancel(req);
 }
 
 const char *upstream_name(const void *upstream)

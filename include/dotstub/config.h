@@ -47,6 +47,13 @@ typedef struct {
 	size_t nservers;
 } config_group_t;
 
+/* How a query's upstream is chosen among the healthy ones. */
+typedef enum {
+	POLICY_RTT = 0,    /* lowest smoothed RTT, with a little exploration */
+	POLICY_ROUND_ROBIN,
+	POLICY_ORDERED,    /* the first in configuration order (failover) */
+} config_policy_t;
+
 typedef enum {
 	CONFIG_RUN = 0,
 	CONFIG_CHECK,     /* --check-config */
@@ -72,6 +79,7 @@ typedef struct {
 	int daemonize;
 	int log_level;                /* log_level_t */
 	unsigned query_timeout_ms;    /* whole query, client to answer */
+	unsigned attempt_timeout_ms;  /* one upstream's turn before a resend */
 	unsigned connect_timeout_ms;  /* TCP connect + TLS handshake */
 	unsigned idle_timeout_ms;     /* idle upstream connection close */
 	unsigned tcp_client_timeout_ms;  /* idle client TCP connection close */
@@ -79,6 +87,9 @@ typedef struct {
 	unsigned pool_size;           /* connections per upstream */
 	unsigned padding_block;       /* EDNS padding block, 0 = off */
 	unsigned max_tcp_clients;
+	unsigned max_waiting;         /* queries queued while every pool is full */
+	int policy;                   /* config_policy_t */
+	int tcp_fastopen;
 } config_t;
 
 /* Parse "IP[@PORT]" ("[IPv6]" brackets allowed). Returns 0, or -EINVAL. */

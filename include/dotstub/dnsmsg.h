@@ -67,8 +67,10 @@ size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
 			  size_t len, int rcode, uint8_t *out, size_t cap);
 
 /* The message to send upstream: the client's query with `id`, its OPT
- * (added when missing, so that padding has a home) padded with the EDNS
- * padding option to a multiple of `pad_block` bytes (0: no padding).
+ * (added when missing, so that padding has a home) with an empty EDNS
+ * keepalive option (RFC 7828) and padded with the padding option to a
+ * multiple of `pad_block` bytes (0: no padding). The client's own padding
+ * and keepalive options are not passed on.
  * Returns the length written, or 0 when it does not fit in cap. */
 size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			     const dnsmsg_query_t *q, uint16_t id,
@@ -96,6 +98,10 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
  * ares_create_query, for --probe. Returns the length, 0 on failure. */
 size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,
 			  uint8_t *out, size_t cap);
+
+/* The EDNS TCP keepalive timeout (RFC 7828) an answer carries, in units of
+ * 100 ms, or -1 when it carries none. */
+int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len);
 
 /* The RCODE of a message of at least a header's length. */
 int dnsmsg_rcode(const uint8_t *msg);

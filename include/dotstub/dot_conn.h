@@ -34,11 +34,20 @@ typedef struct dot_req {
 	const uint8_t *question;   /* wire form, as dnsmsg_query_t has it */
 	size_t question_len;
 	void (*on_answer)(struct dot_req *req, const uint8_t *msg, size_t len);
-	/* The connection went away before the answer: resend elsewhere. */
-	void (*on_failed)(struct dot_req *req, const char *why);
+	/* The connection went away before the answer: resend elsewhere.
+	 * `counted` is 0 when the server closed cleanly after answering on
+	 * this connection (it is done with it, not failing): such resends
+	 * need not count against the query's attempts. */
+	void (*on_failed)(struct dot_req *req, int counted, const char *why);
 	dot_conn_t *conn;
 	uint16_t id;
-	void *upstream;            /* set and read by the upstream module */
+	ev_tstamp sent_at;         /* when it was queued on conn */
+	/* Owned by the upstream module: */
+	void *upstream;
+	uint8_t *msg;              /* to send once a connection has room */
+	size_t msg_len;
+	struct dot_req *wait_prev, *wait_next;
+	int waiting;
 } dot_req_t;
 
 /* What the owner (the upstream pool) hears about the connection. */
@@ -48,6 +57,10 @@ typedef struct {
 			 double handshake_ms);
 	/* A session ticket to offer on the next connection. */
 	void (*on_ticket)(void *arg, const uint8_t *data, size_t len);
+	/* An answer came back after `ms` (for the smoothed RTT). */
+	void (*on_rtt)(void *arg, double ms);
+	/* A query slot freed up: queries waiting for room may go. */
+	void (*on_room)(void *arg, dot_conn_t *c);
 	/* The connection is closed; `failed` when it never became ready.
 	 * Called before the in-flight requests are failed, so that a resend
 	 * sees the new health. The owner destroys `c` (later, not here). */
@@ -58,6 +71,7 @@ typedef struct {
 	unsigned connect_timeout_ms;  /* TCP connect + TLS handshake */
 	unsigned idle_timeout_ms;     /* close when nothing is in flight */
 	unsigned max_inflight;
+	int tcp_fastopen;             /* TCP_FASTOPEN_CONNECT */
 } dot_conn_opts_t;
 
 /* Start connecting to u (which, like tls and ev, must outlive the
@@ -80,6 +94,12 @@ int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len);
 /* Forget req (its deadline passed); no callback follows. A late answer
  * for its ID is dropped. */
 void dot_conn_cancel(dot_req_t *req);
+
+/* req's attempt timed out: forget it like dot_conn_cancel(), and when the
+ * connection has received nothing at all since req went out, take the
+ * connection for dead and close it (a failure: its other queries are
+ * resent, the upstream backs off). */
+void dot_conn_expire(dot_req_t *req);
 
 /* Stop taking queries; close once the in-flight ones are answered. */
 void dot_conn_drain(dot_conn_t *c);

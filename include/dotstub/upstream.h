@@ -1,11 +1,12 @@
 /* upstream: the set of DoT upstreams, their health, the choice of one for
  * each query, and each upstream's pool of connections.
  *
- * Choice: the first healthy upstream in configuration order (failover);
- * an upstream whose connection attempt failed is down for a backoff that
- * doubles per failure up to UPSTREAM_BACKOFF_MAX_MS, then tried again. When
- * all are down, the one that failed longest ago is tried rather than
- * failing at once. Within an upstream: a connection with room, preferring
+ * Choice among the healthy upstreams by policy: lowest smoothed RTT (with
+ * one query in 32 sent to a random one), round-robin, or ordered
+ * (failover). An upstream whose connection failed is down for a backoff
+ * that doubles per failure from UPSTREAM_BACKOFF_MIN_MS up to
+ * UPSTREAM_BACKOFF_MAX_MS, then tried again. When all are down, the one
+ * that failed longest ago is tried rather than failing at once. Within an upstream: a connection with room, preferring
  * ready ones; else a new connection while the pool has room. */
 #ifndef DOTSTUB_UPSTREAM_H
 #define DOTSTUB_UPSTREAM_H
@@ -28,11 +29,16 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 				    char *err, size_t errlen);
 void upstream_set_destroy(upstream_set_t *set);
 
-/* Send msg for req on the best connection, avoiding the upstream that
- * req->upstream names (the one that just failed) when another exists.
- * Returns 0, or a negative errno when no connection can take it. */
+/* Send msg (kept by reference until answered or cancelled) for req on the
+ * best connection, avoiding the upstream that req->upstream names (the
+ * one that just failed) when another exists. When every pool is full, req
+ * waits (max-waiting at most) for a connection with room. Returns 0, or a
+ * negative errno (-ENOBUFS: the wait queue is full). */
 int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
 		  size_t len);
+
+/* Withdraw req, queued or in flight; no callback follows. */
+void upstream_cancel(upstream_set_t *set, dot_req_t *req);
 
 /* The upstream's "IP@PORT#NAME", for logs. */
 const char *upstream_name(const void *upstream);

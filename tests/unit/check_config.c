@@ -234,6 +234,8 @@ START_TEST(test_file_errors_name_line_and_value)
 		{ "[upstream x]\nserver = 127.0.0.1\npin = abc=\n", ":3: pin: invalid pin 'abc='" },
 		{ "[server]\nquery-timeout = 5s\n", ":2: query-timeout: invalid value '5s'" },
 		{ "[server]\npool-size = 0\n", "pool-size: invalid value '0'" },
+		{ "[server]\npolicy = fastest\n", ":2: policy: invalid value 'fastest'" },
+		{ "[server]\ntcp-fastopen = maybe\n", "tcp-fastopen: invalid value 'maybe'" },
 		{ "[elsewhere]\nx = 1\n", ":2: unknown section [elsewhere]" },
 		{ "[upstream x]\nauth-name = a.test\n", "[upstream x] has no server" },
 	};
@@ -271,6 +273,10 @@ START_TEST(test_sample_config_is_the_defaults)
 	ck_assert_uint_eq(a.pool_size, b.pool_size);
 	ck_assert_uint_eq(a.padding_block, b.padding_block);
 	ck_assert_uint_eq(a.max_tcp_clients, b.max_tcp_clients);
+	ck_assert_uint_eq(a.attempt_timeout_ms, b.attempt_timeout_ms);
+	ck_assert_uint_eq(a.max_waiting, b.max_waiting);
+	ck_assert_int_eq(a.policy, b.policy);
+	ck_assert_int_eq(a.tcp_fastopen, b.tcp_fastopen);
 	ck_assert_int_eq(a.log_level, b.log_level);
 	ck_assert_uint_eq(a.nupstreams, b.nupstreams);
 	for (size_t i = 0; i < a.nupstreams; i++)

@@ -203,12 +203,12 @@ START_TEST(test_no_padding_when_off)
 
 	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
 	size_t u = dnsmsg_build_upstream(m, n, &q, 9, 0, up, sizeof(up));
-	ck_assert_uint_eq(u, n + 11);
+	ck_assert_uint_eq(u, n + 11 + 4);   /* OPT + empty keepalive */
 	ck_assert_int_eq(find_opt(up, u, &udp, &padded), 1);
 	ck_assert_int_eq(padded, 0);
 	/* Padding never grows a message past its limit: then it goes
 	 * unpadded; a buffer too small for even that is an error. */
-	ck_assert_uint_eq(dnsmsg_build_upstream(m, n, &q, 9, 128, up, 100), n + 11);
+	ck_assert_uint_eq(dnsmsg_build_upstream(m, n, &q, 9, 128, up, 100), n + 11 + 4);
 	ck_assert_uint_eq(dnsmsg_build_upstream(m, n, &q, 9, 128, up, 20), 0);
 }
 END_TEST
@@ -352,6 +352,29 @@ START_TEST(test_unreadable_answer)
 }
 END_TEST
 
+START_TEST(test_keepalive)
+{
+	uint8_t m[512], ans[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "a.test", 1, 1232, 1);
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t a = make_answer(ans, m, n, 10, 2);
+	ck_assert_int_eq(dnsmsg_answer_keepalive(ans, a), -1);
+	/* Turn the 2-byte padding option into keepalive = 50 (5 s). */
+	ans[a - 6] = 0;
+	ans[a - 5] = 11;
+	ans[a - 2] = 0;
+	ans[a - 1] = 50;
+	ck_assert_int_eq(dnsmsg_answer_keepalive(ans, a), 50);
+	/* It is hop-by-hop: the client does not get it. */
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_uint_eq(r, a - 6);
+	ck_assert_int_eq(dnsmsg_answer_keepalive(out, r), -1);
+	ck_assert_int_eq(dnsmsg_answer_keepalive(ans, 5), -1);
+}
+END_TEST
+
 static Suite *dnsmsg_suite(void)
 {
 	Suite *s = suite_create("dnsmsg");
@@ -372,6 +395,7 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_whole_answer_with_edns_and_tcp);
 	tcase_add_test(tc, test_answer_matching);
 	tcase_add_test(tc, test_unreadable_answer);
+	tcase_add_test(tc, test_keepalive);
 	suite_add_tcase(s, tc);
 	return s;
 }
