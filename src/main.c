@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "dotstub/config.h"
@@ -25,7 +26,17 @@
 /* How long a shutdown waits for queries in flight. */
 #define DRAIN_SECONDS 2.0
 
+/* A configuration replaced by a reload, kept until its upstream set has
+ * no query left (the set points into the configuration). */
+typedef struct retired {
+	struct retired *next;
+	config_t cfg;
+	upstream_set_t *ups;
+} retired_t;
+
 typedef struct {
+	int argc;
+	char **argv;     /* to read the configuration again on SIGHUP */
 	config_t cfg;
 	struct ev_loop *loop;
 	upstream_set_t *ups;
@@ -33,7 +44,10 @@ typedef struct {
 	listener_udp_t **udp;
 	listener_tcp_t **tcp;
 	size_t nlisten;
-	ev_signal sig_term, sig_int, sig_usr1;
+	ev_signal sig_term, sig_int, sig_usr1, sig_hup;
+	retired_t *retired;
+	ev_timer retire_timer;
+	upstream_stats_t ups_base;   /* counts of retired sets */
 	ev_timer drain;
 	ev_tstamp drain_started;
 	int stopping;
@@ -130,6 +144,10 @@ static void log_stats(daemon_t *d)
 	upstream_stats_t u;
 
 	upstream_set_stats(d->ups, &u);
+	u.handshakes += d->ups_base.handshakes;
+	u.resumed += d->ups_base.resumed;
+	u.conn_failures += d->ups_base.conn_failures;
+	u.unmatched += d->ups_base.unmatched;
 	log_info("stats: queries %lu, answered %lu, servfail %lu, formerr %lu, "
 		 "notimp %lu, dropped %lu, truncated %lu, resent %lu, open %zu; "
 		 "upstream handshakes %lu, resumed %lu, failures %lu, unmatched %lu",
@@ -156,6 +174,7 @@ static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	if (d->stopping++)
 		return;
+	sd_notify(0, "STOPPING=1");
 	log_info("signal %d: stopping, %zu queries open", w->signum,
 		 query_inflight(d->env));
 	for (size_t i = 0; i < d->nlisten; i++) {
@@ -175,13 +194,120 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	log_stats(w->data);
 }
 
+/* Free retired configurations whose queries are all done. */
+static void reap_retired(daemon_t *d)
+{
+	retired_t **p = &d->retired;
+
+	while (*p) {
+		retired_t *r = *p;
+		if (!upstream_set_idle(r->ups)) {
+			p = &r->next;
+			continue;
+		}
+		upstream_stats_t u;
+		upstream_set_stats(r->ups, &u);
+		d->ups_base.handshakes += u.handshakes;
+		d->ups_base.resumed += u.resumed;
+		d->ups_base.conn_failures += u.conn_failures;
+		d->ups_base.unmatched += u.unmatched;
+		upstream_set_destroy(r->ups);
+		config_free(&r->cfg);
+		*p = r->next;
+		free(r);
+	}
+	if (!d->retired)
+		ev_timer_stop(d->loop, &d->retire_timer);
+}
+
+static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reap_retired(w->data);
+}
+
+static int same_listeners(const config_t *a, const config_t *b)
+{
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+			return 0;
+	return 1;
+}
+
+/* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts
+ * and limits change; the listeners, user and pidfile stay as bound. A
+ * configuration that does not load changes nothing. */
+static void reload(daemon_t *d)
+{
+	config_t cfg;
+	char err[512];
+	upstream_set_t *ups;
+	retired_t *r;
+
+	sd_notify(0, "RELOADING=1");
+	if (config_from_args(&cfg, d->argc, d->argv, err, sizeof(err)) < 0) {
+		log_error("reload: %s; keeping the running configuration", err);
+		goto out;
+	}
+	ups = upstream_set_create(d->loop, &cfg, err, sizeof(err));
+	if (!ups) {
+		log_error("reload: trust anchors: %s; keeping the running configuration", err);
+		config_free(&cfg);
+		goto out;
+	}
+	if (!same_listeners(&cfg, &d->cfg))
+		log_warn("reload: listener changes take effect at the next start");
+	/* The old set keeps the old configuration's upstreams alive. */
+	r = xcalloc(1, sizeof(*r));
+	r->cfg = d->cfg;
+	r->ups = d->ups;
+	r->next = d->retired;
+	d->retired = r;
+	/* Listeners and the query module keep pointing at d->cfg. */
+	free(cfg.listen);
+	cfg.listen = r->cfg.listen;
+	cfg.nlisten = r->cfg.nlisten;
+	r->cfg.listen = NULL;
+	r->cfg.nlisten = 0;
+	d->cfg = cfg;
+	d->ups = ups;
+	log_set_level((log_level_t)d->cfg.log_level);
+	query_env_set_upstreams(d->env, ups);
+	upstream_set_retire(r->ups);
+	ev_timer_again(d->loop, &d->retire_timer);
+	for (size_t i = 0; i < d->cfg.nupstreams; i++)
+		log_info("reload: upstream %s%s", d->cfg.upstreams[i].text,
+			 d->cfg.upstreams[i].npins ? " (pinned)" : "");
+	log_info("reload: done");
+out:
+	sd_notify(0, "READY=1");
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	daemon_t *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!d->stopping)
+		reload(d);
+}
+
 static void watch_signals(daemon_t *d)
 {
 	signal(SIGPIPE, SIG_IGN);
 	ev_signal_init(&d->sig_term, on_stop, SIGTERM);
 	ev_signal_init(&d->sig_int, on_stop, SIGINT);
 	ev_signal_init(&d->sig_usr1, on_usr1, SIGUSR1);
-	d->sig_term.data = d->sig_int.data = d->sig_usr1.data = d;
+	ev_signal_init(&d->sig_hup, on_hup, SIGHUP);
+	d->sig_term.data = d->sig_int.data = d->sig_usr1.data = d->sig_hup.data = d;
+	ev_signal_start(d->loop, &d->sig_hup);
+	ev_init(&d->retire_timer, on_retire_tick);
+	d->retire_timer.repeat = 0.5;
+	d->retire_timer.data = d;
 	ev_signal_start(d->loop, &d->sig_term);
 	ev_signal_start(d->loop, &d->sig_int);
 	ev_signal_start(d->loop, &d->sig_usr1);
@@ -192,6 +318,13 @@ static void shutdown_daemon(daemon_t *d)
 	if (d->env)
 		log_stats(d);
 	query_env_destroy(d->env);
+	while (d->retired) {
+		retired_t *r = d->retired;
+		d->retired = r->next;
+		upstream_set_destroy(r->ups);
+		config_free(&r->cfg);
+		free(r);
+	}
 	for (size_t i = 0; i < d->nlisten; i++) {
 		listener_tcp_destroy(d->tcp[i]);
 		listener_udp_destroy(d->udp[i]);
@@ -232,6 +365,7 @@ static int run(daemon_t *d)
 		log_info("upstream %s%s", d->cfg.upstreams[i].text,
 			 d->cfg.upstreams[i].npins ? " (pinned)" : "");
 	log_info("dotstub ready");
+	sd_notify(0, "READY=1");
 	ev_run(d->loop, 0);
 	log_info("stopped");
 	return 0;
@@ -260,6 +394,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	memset(&d, 0, sizeof(d));
+	d.argc = argc;
+	d.argv = argv;
 	if (config_from_args(&d.cfg, argc, argv, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		config_free(&d.cfg);

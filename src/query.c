@@ -28,6 +28,7 @@ typedef struct query {
 	size_t uplen;
 	ev_timer deadline;          /* the whole query: then SERVFAIL */
 	ev_timer attempt;           /* one upstream's turn: then resend */
+	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
 } query_t;
@@ -59,7 +60,8 @@ static void query_free(query_t *qr)
 
 	ev_timer_stop(env->loop, &qr->deadline);
 	ev_timer_stop(env->loop, &qr->attempt);
-	upstream_cancel(env->ups, &qr->req);
+	if (qr->ups)
+		upstream_cancel(qr->ups, &qr->req);
 	if (qr->prev)
 		qr->prev->next = qr->next;
 	else
@@ -129,7 +131,10 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 static void dispatch(query_t *qr)
 {
 	query_env_t *env = qr->env;
-	int rc = upstream_send(env->ups, &qr->req, qr->upmsg, qr->uplen);
+	int rc;
+
+	qr->ups = env->ups;
+	rc = upstream_send(env->ups, &qr->req, qr->upmsg, qr->uplen);
 
 	if (rc < 0) {
 		fail_query(qr, rc == -ENOBUFS ? "too many queries waiting"
@@ -256,6 +261,11 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	ev_init(&qr->attempt, on_attempt_timeout);
 	qr->attempt.data = qr;
 	dispatch(qr);
+}
+
+void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
+{
+	env->ups = ups;
 }
 
 size_t query_inflight(const query_env_t *env)

@@ -407,6 +407,27 @@ void upstream_set_drain(upstream_set_t *set)
 				dot_conn_drain(set->ups[i].conns[k]);
 }
 
+void upstream_set_retire(upstream_set_t *set)
+{
+	while (set->wait_head) {
+		dot_req_t *req = set->wait_head;
+		wait_remove(set, req);
+		req->on_failed(req, 0, "configuration reloaded");
+	}
+	upstream_set_drain(set);
+}
+
+int upstream_set_idle(const upstream_set_t *set)
+{
+	if (set->wait_head || set->ndead)
+		return 0;
+	for (size_t i = 0; i < set->n; i++)
+		for (unsigned k = 0; k < set->pool_size; k++)
+			if (set->ups[i].conns[k])
+				return 0;
+	return 1;
+}
+
 void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out)
 {
 	*out = set->stats;

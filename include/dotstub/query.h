@@ -51,6 +51,10 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		  const query_client_t *client,
 		  const struct sockaddr_storage *addr, socklen_t addrlen);
 
+/* New queries (and resends) go to ups from now on (configuration
+ * reload); queries on the old set finish there. */
+void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
+
 size_t query_inflight(const query_env_t *env);
 const query_stats_t *query_stats(const query_env_t *env);
 

@@ -46,6 +46,12 @@ const char *upstream_name(const void *upstream);
 /* Stop taking queries: drain every connection (shutdown). */
 void upstream_set_drain(upstream_set_t *set);
 
+/* Replaced by a new set (reload): queries still waiting are handed back
+ * through their on_failed (a free resend, which goes to the new set), and
+ * connections drain. Destroy the set once upstream_set_idle(). */
+void upstream_set_retire(upstream_set_t *set);
+int upstream_set_idle(const upstream_set_t *set);
+
 typedef struct {
 	unsigned long handshakes;  /* full handshakes */
 	unsigned long resumed;     /* resumed handshakes */
