@@ -421,17 +421,27 @@ static int put_additional(struct out *o, const uint8_t *ans, size_t len,
 	return 0;
 }
 
-/* Header, question and OPT only, TC=1: the client retries over TCP. */
-static size_t truncate_to(uint8_t *out, size_t qend, size_t opt_at,
-			  size_t opt_len)
+/* Header, the client's question and the OPT, TC=1: the client retries
+ * over TCP. The OPT keeps its options only when they fit in max (the
+ * header and question always do: 12 + 259 + 11 < 512). */
+static size_t truncate_to(uint8_t *out, const dnsmsg_query_t *q, size_t max,
+			  size_t opt_at, size_t opt_len)
 {
+	size_t at = DNSMSG_HEADER_LEN + q->question_len;
+
+	if (opt_len && at + opt_len > max) {
+		opt_len = OPT_EMPTY_LEN;
+		out[opt_at + 9] = out[opt_at + 10] = 0;
+	}
 	if (opt_len)
-		memmove(out + qend, out + opt_at, opt_len);
+		memmove(out + at, out + opt_at, opt_len);
+	memcpy(out + DNSMSG_HEADER_LEN, q->question, q->question_len);
 	DNS_HEADER_SET_TC(out, 1);
+	DNS_HEADER_SET_QDCOUNT(out, 1);
 	DNS_HEADER_SET_ANCOUNT(out, 0);
 	DNS_HEADER_SET_NSCOUNT(out, 0);
 	DNS_HEADER_SET_ARCOUNT(out, opt_len ? 1 : 0);
-	return qend + opt_len;
+	return at + opt_len;
 }
 
 size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
@@ -439,7 +449,7 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 				  uint8_t *out, size_t cap)
 {
 	struct out o = { out, 0, cap, 0 };
-	size_t off = DNSMSG_HEADER_LEN, qend, opt_at, opt_len;
+	size_t off = DNSMSG_HEADER_LEN, opt_at, opt_len;
 	unsigned kept = 0;
 	int compressed;
 
@@ -450,7 +460,6 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 			return 0;
 		off += 4;
 	}
-	qend = off;
 	if (skip_rrs(ans, len, &off, DNS_HEADER_ANCOUNT(ans) +
 				     DNS_HEADER_NSCOUNT(ans)) < 0)
 		return 0;
@@ -461,7 +470,7 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 	DNS_HEADER_SET_QID(out, q->id);
 	DNS_HEADER_SET_ARCOUNT(out, kept);
 	if (max > 0 && o.len > max)
-		return truncate_to(out, qend, opt_at, opt_len);
+		return truncate_to(out, q, max, opt_at, opt_len);
 	return o.len;
 }
 
