@@ -17,6 +17,7 @@
 #include "dotstub/listener_tcp.h"
 #include "dotstub/listener_udp.h"
 #include "dotstub/log.h"
+#include "dotstub/metrics.h"
 #include "dotstub/probe.h"
 #include "dotstub/query.h"
 #include "dotstub/tls.h"
@@ -45,6 +46,7 @@ typedef struct {
 	listener_tcp_t **tcp;
 	size_t nlisten;
 	ev_signal sig_term, sig_int, sig_usr1, sig_hup;
+	metrics_t *metrics;
 	retired_t *retired;
 	ev_timer retire_timer;
 	upstream_stats_t ups_base;   /* counts of retired sets */
@@ -138,22 +140,73 @@ static int write_pidfile(const char *path)
 	return 0;
 }
 
+static void gather_upstream_stats(daemon_t *d, upstream_stats_t *u)
+{
+	upstream_set_stats(d->ups, u);
+	u->handshakes += d->ups_base.handshakes;
+	u->resumed += d->ups_base.resumed;
+	u->conn_failures += d->ups_base.conn_failures;
+	u->unmatched += d->ups_base.unmatched;
+}
+
 static void log_stats(daemon_t *d)
 {
 	const query_stats_t *q = query_stats(d->env);
 	upstream_stats_t u;
 
-	upstream_set_stats(d->ups, &u);
-	u.handshakes += d->ups_base.handshakes;
-	u.resumed += d->ups_base.resumed;
-	u.conn_failures += d->ups_base.conn_failures;
-	u.unmatched += d->ups_base.unmatched;
+	gather_upstream_stats(d, &u);
 	log_info("stats: queries %lu, answered %lu, servfail %lu, formerr %lu, "
 		 "notimp %lu, dropped %lu, truncated %lu, resent %lu, open %zu; "
 		 "upstream handshakes %lu, resumed %lu, failures %lu, unmatched %lu",
 		 q->received, q->answered, q->servfail, q->formerr, q->notimp,
 		 q->dropped, q->truncated, q->resent, query_inflight(d->env),
 		 u.handshakes, u.resumed, u.conn_failures, u.unmatched);
+}
+
+/* The Prometheus text format: counters, then the answer-time histogram. */
+static void render_metrics(void *arg, FILE *out)
+{
+	daemon_t *d = arg;
+	const query_stats_t *q = query_stats(d->env);
+	upstream_stats_t u;
+	unsigned long cumulative = 0;
+
+	gather_upstream_stats(d, &u);
+	const struct { const char *name, *help; unsigned long v; } counters[] = {
+		{ "queries_total", "Messages received from clients", q->received },
+		{ "answers_total", "Upstream answers sent to clients", q->answered },
+		{ "servfail_total", "SERVFAIL sent (no upstream, deadline)", q->servfail },
+		{ "formerr_total", "FORMERR sent", q->formerr },
+		{ "notimp_total", "NOTIMP sent", q->notimp },
+		{ "dropped_total", "Client messages dropped (short, QR=1)", q->dropped },
+		{ "truncated_total", "Answers truncated for UDP clients", q->truncated },
+		{ "resent_total", "Queries resent to another connection", q->resent },
+		{ "upstream_handshakes_total", "Full TLS handshakes", u.handshakes },
+		{ "upstream_resumed_total", "Resumed TLS handshakes", u.resumed },
+		{ "upstream_failures_total", "Upstream connection failures", u.conn_failures },
+		{ "upstream_unmatched_total", "Answers dropped: unknown ID or question", u.unmatched },
+	};
+
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		fprintf(out, "# HELP dotstub_%s %s.\n# TYPE dotstub_%s counter\n"
+			"dotstub_%s %lu\n", counters[i].name, counters[i].help,
+			counters[i].name, counters[i].name, counters[i].v);
+	fprintf(out, "# HELP dotstub_queries_open Queries waiting for an answer.\n"
+		"# TYPE dotstub_queries_open gauge\ndotstub_queries_open %zu\n",
+		query_inflight(d->env));
+	fprintf(out, "# HELP dotstub_answer_seconds Time from query to answer.\n"
+		"# TYPE dotstub_answer_seconds histogram\n");
+	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++) {
+		cumulative += q->latency[i];
+		if (i < QUERY_LATENCY_BUCKETS)
+			fprintf(out, "dotstub_answer_seconds_bucket{le=\"%g\"} %lu\n",
+				query_latency_bounds[i], cumulative);
+		else
+			fprintf(out, "dotstub_answer_seconds_bucket{le=\"+Inf\"} %lu\n",
+				cumulative);
+	}
+	fprintf(out, "dotstub_answer_seconds_sum %.6f\ndotstub_answer_seconds_count %lu\n",
+		q->latency_sum, cumulative);
 }
 
 static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -317,6 +370,7 @@ static void shutdown_daemon(daemon_t *d)
 {
 	if (d->env)
 		log_stats(d);
+	metrics_destroy(d->metrics);
 	query_env_destroy(d->env);
 	while (d->retired) {
 		retired_t *r = d->retired;
@@ -351,6 +405,15 @@ static int run(daemon_t *d)
 	d->env = query_env_create(d->loop, &d->cfg, d->ups);
 	if (bind_listeners(d) < 0)
 		return 1;
+	if (d->cfg.metrics) {
+		d->metrics = metrics_create(d->loop, d->cfg.metrics, render_metrics, d,
+					    err, sizeof(err));
+		if (!d->metrics) {
+			log_error("cannot serve metrics: %s", err);
+			return 1;
+		}
+		log_info("metrics at http://%s/metrics", d->cfg.metrics);
+	}
 	if (d->cfg.daemonize) {
 		if (daemonize() < 0)
 			return 1;

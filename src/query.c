@@ -16,6 +16,10 @@
 /* All resends, free ones included. */
 #define MAX_RESENDS 8
 
+const double query_latency_bounds[QUERY_LATENCY_BUCKETS] = {
+	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2,
+};
+
 typedef struct query {
 	dot_req_t req;              /* first: a req is its query */
 	query_env_t *env;
@@ -29,6 +33,7 @@ typedef struct query {
 	ev_timer deadline;          /* the whole query: then SERVFAIL */
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
+	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
 } query_t;
@@ -109,6 +114,16 @@ static void fail_query(query_t *qr, const char *why)
 	query_free(qr);
 }
 
+static void record_latency(query_stats_t *st, double secs)
+{
+	size_t i = 0;
+
+	while (i < QUERY_LATENCY_BUCKETS && secs > query_latency_bounds[i])
+		i++;
+	st->latency[i]++;
+	st->latency_sum += secs;
+}
+
 static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 {
 	query_t *qr = (query_t *)req;
@@ -124,6 +139,7 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	if (max && n < len && (env->out[2] & 0x02))
 		env->stats.truncated++;
 	env->stats.answered++;
+	record_latency(&env->stats, ev_now(env->loop) - qr->started);
 	qr->client.reply(qr->client.owner, &qr->addr, qr->addrlen, env->out, n);
 	query_free(qr);
 }
@@ -231,6 +247,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	}
 	qr = xcalloc(1, sizeof(*qr));
 	qr->env = env;
+	qr->started = ev_now(env->loop);
 	qr->q = q;
 	qr->client = *client;
 	memcpy(&qr->addr, addr, addrlen);

@@ -28,6 +28,11 @@ typedef struct {
 	int udp;   /* answers must fit the client's UDP size */
 } query_client_t;
 
+/* Upper bounds (seconds) of the answer-time histogram's buckets; a last,
+ * implicit bucket takes the rest. */
+#define QUERY_LATENCY_BUCKETS 12
+extern const double query_latency_bounds[QUERY_LATENCY_BUCKETS];
+
 typedef struct {
 	unsigned long received;
 	unsigned long dropped;     /* no reply: short, QR=1 */
@@ -37,6 +42,9 @@ typedef struct {
 	unsigned long servfail;
 	unsigned long truncated;
 	unsigned long resent;
+	/* Time from query to answer of answered queries. */
+	unsigned long latency[QUERY_LATENCY_BUCKETS + 1];
+	double latency_sum;
 } query_stats_t;
 
 /* cfg and upstreams must outlive the environment. */
