@@ -385,6 +385,14 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
 		return -1;
 	}
+	/* Silently unpinned upstreams would be worse than an error. */
+	if (cfg->cli.npins && !cfg->cli.nservers && cfg->ngroups &&
+	    cfg->mode != CONFIG_PROBE) {
+		snprintf(err, errlen, "--pin applies to -u upstreams, and %s has "
+			 "[upstream] sections: give their pins there (pin = ...)",
+			 cfg->config_file);
+		return -1;
+	}
 	finish(cfg);
 	return 0;
 }

@@ -44,6 +44,8 @@ struct dot_conn {
 
 static void close_conn(dot_conn_t *c, int failed, const char *why);
 
+static uint64_t next_seq;
+
 static void set_events(dot_conn_t *c, int events)
 {
 	if (events == c->events)
@@ -393,8 +395,17 @@ fail:
 	return NULL;
 }
 
+static int by_seq(const void *a, const void *b)
+{
+	const dot_req_t *x = *(dot_req_t *const *)a, *y = *(dot_req_t *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 /* Close and tell: the owner first, then every request still in flight
- * (which may resend elsewhere). `c` may be freed by the owner after. */
+ * (which may resend elsewhere), oldest first: a server that closes after
+ * every K queries then answers the oldest next, and no query is bounced
+ * again and again by chance. `c` may be freed by the owner after. */
 static void close_conn(dot_conn_t *c, int failed, const char *why)
 {
 	size_t n = idmap_count(c->ids), i = 0;
@@ -418,6 +429,8 @@ static void close_conn(dot_conn_t *c, int failed, const char *why)
 		req->conn = NULL;
 		reqs[i++] = req;
 	}
+	if (i > 1)
+		qsort(reqs, i, sizeof(*reqs), by_seq);
 	char reason[300];
 	snprintf(reason, sizeof(reason), "%s", why ? why : "closed");
 	int counted = !(c->peer_closed && c->stats.answered > 0);
@@ -466,6 +479,8 @@ int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len)
 	req->conn = c;
 	req->id = id;
 	req->sent_at = ev_now(c->loop);
+	if (!req->seq)
+		req->seq = ++next_seq;   /* a resend keeps its place */
 	c->stats.sent++;
 	if (c->state == DOT_READY)
 		ev_timer_stop(c->loop, &c->timer);   /* no longer idle */

@@ -247,6 +247,21 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	log_stats(w->data);
 }
 
+/* Free a retired configuration, keeping its counts. */
+static void free_retired(daemon_t *d, retired_t *r)
+{
+	upstream_stats_t u;
+
+	upstream_set_stats(r->ups, &u);
+	d->ups_base.handshakes += u.handshakes;
+	d->ups_base.resumed += u.resumed;
+	d->ups_base.conn_failures += u.conn_failures;
+	d->ups_base.unmatched += u.unmatched;
+	upstream_set_destroy(r->ups);
+	config_free(&r->cfg);
+	free(r);
+}
+
 /* Free retired configurations whose queries are all done. */
 static void reap_retired(daemon_t *d)
 {
@@ -258,16 +273,8 @@ static void reap_retired(daemon_t *d)
 			p = &r->next;
 			continue;
 		}
-		upstream_stats_t u;
-		upstream_set_stats(r->ups, &u);
-		d->ups_base.handshakes += u.handshakes;
-		d->ups_base.resumed += u.resumed;
-		d->ups_base.conn_failures += u.conn_failures;
-		d->ups_base.unmatched += u.unmatched;
-		upstream_set_destroy(r->ups);
-		config_free(&r->cfg);
 		*p = r->next;
-		free(r);
+		free_retired(d, r);
 	}
 	if (!d->retired)
 		ev_timer_stop(d->loop, &d->retire_timer);
@@ -303,6 +310,7 @@ static void reload(daemon_t *d)
 	sd_notify(0, "RELOADING=1");
 	if (config_from_args(&cfg, d->argc, d->argv, err, sizeof(err)) < 0) {
 		log_error("reload: %s; keeping the running configuration", err);
+		config_free(&cfg);
 		goto out;
 	}
 	ups = upstream_set_create(d->loop, &cfg, err, sizeof(err));
@@ -368,17 +376,15 @@ static void watch_signals(daemon_t *d)
 
 static void shutdown_daemon(daemon_t *d)
 {
-	if (d->env)
-		log_stats(d);
 	metrics_destroy(d->metrics);
 	query_env_destroy(d->env);
 	while (d->retired) {
 		retired_t *r = d->retired;
 		d->retired = r->next;
-		upstream_set_destroy(r->ups);
-		config_free(&r->cfg);
-		free(r);
+		free_retired(d, r);
 	}
+	if (d->env)
+		log_stats(d);
 	for (size_t i = 0; i < d->nlisten; i++) {
 		listener_tcp_destroy(d->tcp[i]);
 		listener_udp_destroy(d->udp[i]);
@@ -388,8 +394,9 @@ static void shutdown_daemon(daemon_t *d)
 	upstream_set_destroy(d->ups);
 	if (d->loop)
 		ev_loop_destroy(d->loop);
+	/* After --user the directory may not be ours any more. */
 	if (d->cfg.pidfile && unlink(d->cfg.pidfile) < 0)
-		log_debug("pidfile %s: %s", d->cfg.pidfile, strerror(errno));
+		log_warn("cannot remove pidfile %s: %s", d->cfg.pidfile, strerror(errno));
 }
 
 static int run(daemon_t *d)

@@ -191,8 +191,12 @@ static void on_attempt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (qr->req.waiting)
+	if (qr->req.waiting) {
+		/* Never sent yet: its turn starts when it is. */
+		ev_timer_set(w, qr->env->cfg->attempt_timeout_ms / 1000.0, 0.);
+		ev_timer_start(qr->env->loop, w);
 		return;
+	}
 	dot_conn_expire(&qr->req);
 	retry(qr, 1, "attempt timed out");
 }

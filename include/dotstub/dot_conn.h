@@ -42,6 +42,7 @@ typedef struct dot_req {
 	dot_conn_t *conn;
 	uint16_t id;
 	ev_tstamp sent_at;         /* when it was queued on conn */
+	uint64_t seq;              /* queue order, across connections */
 	/* Owned by the upstream module: */
 	void *upstream;
 	uint8_t *msg;              /* to send once a connection has room */

@@ -681,3 +681,78 @@ expect_log_clean() {
     expect_no_match "no sanitizer report in dotstub's log" \
         'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$log"
 }
+
+# ---------------------------------------------------------------------------
+# fake_upstream: a programmable DoT upstream for fault tests (tests/fake/)
+# ---------------------------------------------------------------------------
+
+FAKE_PID=
+FAKE_PORT=
+
+# find_fake: $FAKE_UPSTREAM if set (must exist), else tests/fake/fake_upstream
+# under the current dir (the top build dir, where make check runs), else
+# ../fake/fake_upstream from the current dir or from this file's dir; skip
+# the test if there is none (`make check` builds it).
+find_fake() {
+    local c
+    if [ -n "${FAKE_UPSTREAM:-}" ]; then
+        [ -x "$FAKE_UPSTREAM" ] || skip_test "FAKE_UPSTREAM=$FAKE_UPSTREAM is not an executable"
+        return 0
+    fi
+    for c in "$PWD/tests/fake/fake_upstream" "$PWD/../fake/fake_upstream" \
+        "$LIB_DIR/../fake/fake_upstream"; do
+        if [ -x "$c" ]; then
+            FAKE_UPSTREAM=$(cd "$(dirname "$c")" && pwd)/fake_upstream
+            export FAKE_UPSTREAM
+            return 0
+        fi
+    done
+    skip_test "fake_upstream not built (make check builds it; or set FAKE_UPSTREAM=/path)"
+}
+
+# start_fake MODE [ARGS...]: fake_upstream --mode MODE ARGS on a new port of
+# 127.0.0.1 with the test PKI's chain (make_pki first), counters in
+# $WORK/fake.stats, output in $WORK/fake.log. Waits <= 5 s for its ready
+# line. Exports FAKE_PORT, FAKE_PID.
+start_fake() {
+    local mode=$1 port deadline
+    shift
+    find_fake
+    [ -n "${PKI:-}" ] || die "start_fake: no PKI (call make_pki first)"
+    port=$(pick_port) || die "no free port"
+    rm -f "$WORK/fake.stats"
+    "$FAKE_UPSTREAM" --port "$port" --cert "$PKI/server-chain.pem" \
+        --key "$PKI/server-key.pem" --mode "$mode" --stats "$WORK/fake.stats" \
+        "$@" >"$WORK/fake.log" 2>&1 &
+    FAKE_PID=$!
+    register_pid "$FAKE_PID"
+    FAKE_PORT=$port
+    export FAKE_PORT FAKE_PID
+    deadline=$(($(now_ms) + 5000))
+    while [ "$(now_ms)" -lt "$deadline" ]; do
+        grep -q "^fake_upstream ready port=$port\$" "$WORK/fake.log" 2>/dev/null && return 0
+        pid_alive "$FAKE_PID" || { show_log "$WORK/fake.log"; die "fake_upstream exited at start-up"; }
+        sleep 0.05
+    done
+    show_log "$WORK/fake.log"
+    die "fake_upstream not ready on 127.0.0.1@$port after 5 s"
+}
+
+# stop_fake: SIGTERM (the fake prints its counters and exits 0); returns its
+# exit status.
+stop_fake() {
+    local rc
+    [ -n "$FAKE_PID" ] || return 0
+    stop_pid "$FAKE_PID"
+    rc=$?
+    FAKE_PID=
+    return "$rc"
+}
+
+# fake_stat NAME: one counter (connections, handshakes, resumed, queries,
+# answers) from the fake's stats file, rewritten whenever a counter changes;
+# empty if there is none.
+fake_stat() {
+    [ -r "$WORK/fake.stats" ] || return 0
+    tr ' ' '\n' <"$WORK/fake.stats" | sed -n "s/^$1=//p"
+}
