@@ -140,13 +140,25 @@ static int write_pidfile(const char *path)
 	return 0;
 }
 
+static void add_stats(upstream_stats_t *to, const upstream_set_t *set)
+{
+	upstream_stats_t u;
+
+	upstream_set_stats(set, &u);
+	to->handshakes += u.handshakes;
+	to->resumed += u.resumed;
+	to->conn_failures += u.conn_failures;
+	to->unmatched += u.unmatched;
+}
+
+/* The running set's counts, the retired sets' still alive, and those of
+ * the sets freed already. */
 static void gather_upstream_stats(daemon_t *d, upstream_stats_t *u)
 {
-	upstream_set_stats(d->ups, u);
-	u->handshakes += d->ups_base.handshakes;
-	u->resumed += d->ups_base.resumed;
-	u->conn_failures += d->ups_base.conn_failures;
-	u->unmatched += d->ups_base.unmatched;
+	*u = d->ups_base;
+	add_stats(u, d->ups);
+	for (retired_t *r = d->retired; r; r = r->next)
+		add_stats(u, r->ups);
 }
 
 static void log_stats(daemon_t *d)
@@ -250,13 +262,7 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 /* Free a retired configuration, keeping its counts. */
 static void free_retired(daemon_t *d, retired_t *r)
 {
-	upstream_stats_t u;
-
-	upstream_set_stats(r->ups, &u);
-	d->ups_base.handshakes += u.handshakes;
-	d->ups_base.resumed += u.resumed;
-	d->ups_base.conn_failures += u.conn_failures;
-	d->ups_base.unmatched += u.unmatched;
+	add_stats(&d->ups_base, r->ups);
 	upstream_set_destroy(r->ups);
 	config_free(&r->cfg);
 	free(r);
@@ -376,15 +382,16 @@ static void watch_signals(daemon_t *d)
 
 static void shutdown_daemon(daemon_t *d)
 {
+	if (d->env)
+		log_stats(d);
 	metrics_destroy(d->metrics);
+	/* Queries may point into retired sets: they go first. */
 	query_env_destroy(d->env);
 	while (d->retired) {
 		retired_t *r = d->retired;
 		d->retired = r->next;
 		free_retired(d, r);
 	}
-	if (d->env)
-		log_stats(d);
 	for (size_t i = 0; i < d->nlisten; i++) {
 		listener_tcp_destroy(d->tcp[i]);
 		listener_udp_destroy(d->udp[i]);
