@@ -10,6 +10,8 @@
 
 #include "dotstub/config.h"
 
+#include "check_main.h"
+
 static uint16_t port_of(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET6)
@@ -311,13 +313,4 @@ static Suite *config_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(config_suite)

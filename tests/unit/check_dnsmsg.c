@@ -8,6 +8,8 @@
 
 #include "dotstub/dnsmsg.h"
 
+#include "check_main.h"
+
 /* A query as a stub client sends it (c-ares builds it); edns 0 = no OPT. */
 static size_t make_query(uint8_t *out, const char *name, int type,
 			 int edns, uint16_t id)
@@ -400,13 +402,4 @@ static Suite *dnsmsg_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(dnsmsg_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(dnsmsg_suite)

@@ -5,6 +5,8 @@
 
 #include "dotstub/frame.h"
 
+#include "check_main.h"
+
 static size_t framed(uint8_t *out, const char *payload)
 {
 	size_t n = strlen(payload);
@@ -130,13 +132,4 @@ static Suite *frame_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(frame_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(frame_suite)

@@ -4,6 +4,8 @@
 
 #include "dotstub/idmap.h"
 
+#include "check_main.h"
+
 START_TEST(test_unique_and_found)
 {
 	enum { N = 1000 };
@@ -87,13 +89,4 @@ static Suite *idmap_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(idmap_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(idmap_suite)

@@ -8,6 +8,8 @@
 
 #include "dotstub/tls.h"
 
+#include "check_main.h"
+
 /* SHA-256 of the empty string, base64: a well-formed pin. */
 #define PIN_B64 "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 
@@ -80,13 +82,4 @@ static Suite *tls_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(tls_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(tls_suite)
