@@ -91,6 +91,10 @@ static void probe_query(tls_session_t *s, int fd, const config_upstream_t *u,
 		if (st == TLS_FAILED || st == TLS_CLOSED || wait_for(fd, st, deadline) < 0)
 			goto fail;
 	for (;;) {
+		/* ACK the server's ticket segments at once: a server with Nagle
+		 * on holds the answer until then (see dot_conn.c). */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 		st = tls_session_recv(s, buf, sizeof(buf), &got);
 		if (st == TLS_OK) {
 			frame_reader_feed(rd, buf, got);
