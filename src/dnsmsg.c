@@ -531,3 +531,78 @@ int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len)
 			return get16(ans + p + 4);
 	return -1;
 }
+
+#define TYPE_SOA 6
+
+/* Walk every record past the question: fn(rr) for each. -1 when the
+ * message cannot be read. */
+static int each_rr(const uint8_t *m, size_t len,
+		   void (*fn)(const uint8_t *m, const struct rr *rr, void *arg),
+		   void *arg)
+{
+	size_t off = DNSMSG_HEADER_LEN;
+	unsigned n;
+	int compressed;
+	struct rr rr;
+
+	for (unsigned i = DNS_HEADER_QDCOUNT(m); i > 0; i--) {
+		if (skip_name(m, len, &off, &compressed) < 0 || len - off < 4)
+			return -1;
+		off += 4;
+	}
+	n = DNS_HEADER_ANCOUNT(m) + DNS_HEADER_NSCOUNT(m) + DNS_HEADER_ARCOUNT(m);
+	while (n--) {
+		if (next_rr(m, len, &off, &rr) < 0)
+			return -1;
+		fn(m, &rr, arg);
+	}
+	return 0;
+}
+
+static void min_ttl(const uint8_t *m, const struct rr *rr, void *arg)
+{
+	long *ttl = arg;
+	long t = rr->ttl > 0x7fffffffu ? 0 : (long)rr->ttl;
+
+	if (rr->type == TYPE_OPT)
+		return;
+	/* The SOA of a negative answer: its MINIMUM caps it (RFC 2308). */
+	if (rr->type == TYPE_SOA && rr->end - rr->rdata >= 4) {
+		uint32_t minimum = DNS__32BIT(m + rr->end - 4);
+		if (minimum < (uint32_t)t)
+			t = (long)minimum;
+	}
+	if (*ttl < 0 || t < *ttl)
+		*ttl = t;
+}
+
+long dnsmsg_cache_ttl(const uint8_t *msg, size_t len)
+{
+	long ttl = -1;
+	int rcode;
+
+	if (len < DNSMSG_HEADER_LEN || !DNS_HEADER_QR(msg) || DNS_HEADER_TC(msg))
+		return -1;
+	rcode = DNS_HEADER_RCODE(msg);
+	if (rcode != 0 && rcode != 3)
+		return -1;
+	if (each_rr(msg, len, min_ttl, &ttl) < 0)
+		return -1;
+	return ttl;
+}
+
+static void age_one(const uint8_t *m, const struct rr *rr, void *arg)
+{
+	uint32_t age = *(const uint32_t *)arg;
+	uint8_t *p = (uint8_t *)m + rr->fixed + 4;
+
+	if (rr->type == TYPE_OPT)
+		return;
+	DNS__SET32BIT(p, rr->ttl > age ? rr->ttl - age : 0);
+}
+
+void dnsmsg_age_ttls(uint8_t *msg, size_t len, uint32_t age)
+{
+	if (len >= DNSMSG_HEADER_LEN && age > 0)
+		each_rr(msg, len, age_one, &age);
+}

@@ -168,10 +168,10 @@ static void log_stats(daemon_t *d)
 
 	gather_upstream_stats(d, &u);
 	log_info("stats: queries %lu, answered %lu, servfail %lu, formerr %lu, "
-		 "notimp %lu, dropped %lu, truncated %lu, resent %lu, open %zu; "
+		 "notimp %lu, dropped %lu, truncated %lu, resent %lu, cache hits %lu, open %zu; "
 		 "upstream handshakes %lu, resumed %lu, failures %lu, unmatched %lu",
 		 q->received, q->answered, q->servfail, q->formerr, q->notimp,
-		 q->dropped, q->truncated, q->resent, query_inflight(d->env),
+		 q->dropped, q->truncated, q->resent, q->cache_hits, query_inflight(d->env),
 		 u.handshakes, u.resumed, u.conn_failures, u.unmatched);
 }
 
@@ -193,6 +193,7 @@ static void render_metrics(void *arg, FILE *out)
 		{ "dropped_total", "Client messages dropped (short, QR=1)", q->dropped },
 		{ "truncated_total", "Answers truncated for UDP clients", q->truncated },
 		{ "resent_total", "Queries resent to another connection", q->resent },
+		{ "cache_hits_total", "Answers from the cache", q->cache_hits },
 		{ "upstream_handshakes_total", "Full TLS handshakes", u.handshakes },
 		{ "upstream_resumed_total", "Resumed TLS handshakes", u.resumed },
 		{ "upstream_failures_total", "Upstream connection failures", u.conn_failures },

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dotstub/cache.h"
 #include "dotstub/dnsmsg.h"
 #include "dotstub/log.h"
 #include "dotstub/query.h"
@@ -42,6 +43,7 @@ struct query_env {
 	struct ev_loop *loop;
 	const config_t *cfg;
 	upstream_set_t *ups;
+	cache_t *cache;
 	query_t *open;
 	size_t nopen;
 	query_stats_t stats;
@@ -56,6 +58,7 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->loop = loop;
 	env->cfg = cfg;
 	env->ups = upstreams;
+	env->cache = cache_create(cfg->cache_size);
 	return env;
 }
 
@@ -86,6 +89,7 @@ void query_env_destroy(query_env_t *env)
 		return;
 	while (env->open)
 		query_free(env->open);
+	cache_destroy(env->cache);
 	free(env);
 }
 
@@ -138,6 +142,7 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	}
 	if (max && n < len && (env->out[2] & 0x02))
 		env->stats.truncated++;
+	cache_store(env->cache, &qr->q, msg, len, ev_now(env->loop));
 	env->stats.answered++;
 	record_latency(&env->stats, ev_now(env->loop) - qr->started);
 	qr->client.reply(qr->client.owner, &qr->addr, qr->addrlen, env->out, n);
@@ -210,6 +215,32 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	fail_query(qr, "deadline passed");
 }
 
+/* A fresh cached answer, aged, straight back to the client: 1, or 0 on a
+ * miss. */
+static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
+			     const query_client_t *client,
+			     const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+	const uint8_t *msg;
+	size_t len, n;
+	uint32_t age;
+
+	if (!cache_lookup(env->cache, q, ev_now(env->loop), &msg, &len, &age))
+		return 0;
+	n = dnsmsg_build_client_answer(msg, len, q, client->udp ? q->udp_max : 0,
+				       env->out, sizeof(env->out));
+	if (n == 0)
+		return 0;
+	dnsmsg_age_ttls(env->out, n, age);
+	if (client->udp && n < len && (env->out[2] & 0x02))
+		env->stats.truncated++;
+	env->stats.answered++;
+	env->stats.cache_hits++;
+	record_latency(&env->stats, 0);
+	client->reply(client->owner, addr, addrlen, env->out, n);
+	return 1;
+}
+
 /* Build the upstream message; returns 0 or -1 (FORMERR material). */
 static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 {
@@ -249,6 +280,8 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 			   DNSMSG_RCODE_NOTIMP);
 		return;
 	}
+	if (answer_from_cache(env, &q, client, addr, addrlen))
+		return;
 	qr = xcalloc(1, sizeof(*qr));
 	qr->env = env;
 	qr->started = ev_now(env->loop);

@@ -88,6 +88,7 @@ typedef struct {
 	unsigned padding_block;       /* EDNS padding block, 0 = off */
 	unsigned max_tcp_clients;
 	unsigned max_waiting;         /* queries queued while every pool is full */
+	unsigned cache_size;          /* bytes of cached answers, 0 = no cache */
 	int policy;                   /* config_policy_t */
 	int tcp_fastopen;
 } config_t;

@@ -103,6 +103,17 @@ size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,
  * 100 ms, or -1 when it carries none. */
 int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len);
 
+/* How long an answer may be cached, in seconds: the smallest TTL of its
+ * records (the OPT excepted); for a negative answer, its SOA's TTL capped
+ * by the SOA's MINIMUM (RFC 2308). -1 when it must not be cached: not a
+ * NOERROR or NXDOMAIN response, truncated, unreadable, or nothing to
+ * take a TTL from. */
+long dnsmsg_cache_ttl(const uint8_t *msg, size_t len);
+
+/* Subtract `age` seconds from every TTL (the OPT excepted), not below 0.
+ * The message must be readable (as dnsmsg_cache_ttl() found it). */
+void dnsmsg_age_ttls(uint8_t *msg, size_t len, uint32_t age);
+
 /* The RCODE of a message of at least a header's length. */
 int dnsmsg_rcode(const uint8_t *msg);
 

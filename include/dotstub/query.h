@@ -42,6 +42,7 @@ typedef struct {
 	unsigned long servfail;
 	unsigned long truncated;
 	unsigned long resent;
+	unsigned long cache_hits;  /* answered from the cache (in answered) */
 	/* Time from query to answer of answered queries. */
 	unsigned long latency[QUERY_LATENCY_BUCKETS + 1];
 	double latency_sum;

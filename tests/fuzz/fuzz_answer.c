@@ -37,6 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	len--;
 	dnsmsg_answer_matches(data, len, q.question, q.question_len);
 	dnsmsg_answer_keepalive(data, len);
+	/* The cache's view: a TTL, and aging that never breaks the message. */
+	if (dnsmsg_cache_ttl(data, len) >= 0) {
+		memcpy(out, data, len);
+		dnsmsg_age_ttls(out, len, 100);
+		if (dnsmsg_cache_ttl(out, len) < 0)
+			abort();
+	}
 	size_t n = dnsmsg_build_client_answer(data, len, &q, max, out, sizeof(out));
 	if (n == 0)
 		return 0;

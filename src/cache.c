@@ -1,0 +1,210 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotstub/cache.h"
+#include "dotstub/xmalloc.h"
+
+/* The key is the question in wire form, case-folded, plus one byte for
+ * the DO bit (a DNSSEC-aware client gets signatures, others not). */
+#define KEY_MAX (DNSMSG_QUESTION_MAX + 1)
+#define INITIAL_BUCKETS 1024
+
+typedef struct entry {
+	struct entry *hnext;         /* hash chain */
+	struct entry *prev, *next;   /* LRU: head is the most recent */
+	uint32_t hash;
+	double stored, expires;
+	size_t keylen, msglen;
+	uint8_t data[];              /* key, then message */
+} entry_t;
+
+struct cache {
+	size_t max_bytes;
+	entry_t **buckets;
+	size_t nbuckets;
+	entry_t *head, *tail;
+	cache_stats_t stats;
+};
+
+static size_t entry_size(const entry_t *e)
+{
+	return sizeof(*e) + e->keylen + e->msglen;
+}
+
+static size_t make_key(const dnsmsg_query_t *q, uint8_t *key)
+{
+	for (size_t i = 0; i < q->question_len; i++) {
+		uint8_t ch = q->question[i];
+		key[i] = ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
+	}
+	key[q->question_len] = (uint8_t)q->edns_do;
+	return q->question_len + 1;
+}
+
+/* FNV-1a: short keys, no adversary who can see the table. */
+static uint32_t hash_key(const uint8_t *key, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h;
+}
+
+cache_t *cache_create(size_t max_bytes)
+{
+	cache_t *c = xcalloc(1, sizeof(*c));
+
+	c->max_bytes = max_bytes;
+	c->nbuckets = INITIAL_BUCKETS;
+	c->buckets = xcalloc(c->nbuckets, sizeof(entry_t *));
+	return c;
+}
+
+static void lru_unlink(cache_t *c, entry_t *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+}
+
+static void lru_push(cache_t *c, entry_t *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	c->head = e;
+	if (!c->tail)
+		c->tail = e;
+}
+
+static void remove_entry(cache_t *c, entry_t *e)
+{
+	entry_t **p = &c->buckets[e->hash & (c->nbuckets - 1)];
+
+	while (*p != e)
+		p = &(*p)->hnext;
+	*p = e->hnext;
+	lru_unlink(c, e);
+	c->stats.bytes -= entry_size(e);
+	c->stats.entries--;
+	free(e);
+}
+
+void cache_destroy(cache_t *c)
+{
+	if (!c)
+		return;
+	while (c->head)
+		remove_entry(c, c->head);
+	free(c->buckets);
+	free(c);
+}
+
+static entry_t *find(cache_t *c, const uint8_t *key, size_t keylen,
+		     uint32_t hash)
+{
+	for (entry_t *e = c->buckets[hash & (c->nbuckets - 1)]; e; e = e->hnext)
+		if (e->hash == hash && e->keylen == keylen &&
+		    memcmp(e->data, key, keylen) == 0)
+			return e;
+	return NULL;
+}
+
+/* Keep chains short: double the buckets when entries outnumber them. */
+static void grow(cache_t *c)
+{
+	size_t n = c->nbuckets * 2;
+	entry_t **b = xcalloc(n, sizeof(*b));
+
+	for (size_t i = 0; i < c->nbuckets; i++)
+		for (entry_t *e = c->buckets[i], *next; e; e = next) {
+			next = e->hnext;
+			e->hnext = b[e->hash & (n - 1)];
+			b[e->hash & (n - 1)] = e;
+		}
+	free(c->buckets);
+	c->buckets = b;
+	c->nbuckets = n;
+}
+
+void cache_store(cache_t *c, const dnsmsg_query_t *q, const uint8_t *msg,
+		 size_t len, double now)
+{
+	uint8_t key[KEY_MAX];
+	size_t keylen;
+	long ttl;
+	entry_t *e;
+
+	if (!c->max_bytes || (ttl = dnsmsg_cache_ttl(msg, len)) <= 0)
+		return;
+	keylen = make_key(q, key);
+	uint32_t hash = hash_key(key, keylen);
+	if ((e = find(c, key, keylen, hash)) != NULL)
+		remove_entry(c, e);
+	e = xmalloc(sizeof(*e) + keylen + len);
+	e->hash = hash;
+	e->stored = now;
+	e->expires = now + (double)ttl;
+	e->keylen = keylen;
+	e->msglen = len;
+	memcpy(e->data, key, keylen);
+	memcpy(e->data + keylen, msg, len);
+	if (entry_size(e) > c->max_bytes) {
+		free(e);
+		return;
+	}
+	while (c->stats.bytes + entry_size(e) > c->max_bytes) {
+		remove_entry(c, c->tail);
+		c->stats.evicted++;
+	}
+	e->hnext = c->buckets[hash & (c->nbuckets - 1)];
+	c->buckets[hash & (c->nbuckets - 1)] = e;
+	lru_push(c, e);
+	c->stats.bytes += entry_size(e);
+	c->stats.entries++;
+	c->stats.stored++;
+	if (c->stats.entries > c->nbuckets)
+		grow(c);
+}
+
+int cache_lookup(cache_t *c, const dnsmsg_query_t *q, double now,
+		 const uint8_t **msg, size_t *len, uint32_t *age)
+{
+	uint8_t key[KEY_MAX];
+	size_t keylen;
+	entry_t *e;
+
+	if (!c->max_bytes)
+		return 0;
+	keylen = make_key(q, key);
+	e = find(c, key, keylen, hash_key(key, keylen));
+	if (e && e->expires <= now) {
+		remove_entry(c, e);
+		e = NULL;
+	}
+	if (!e) {
+		c->stats.misses++;
+		return 0;
+	}
+	lru_unlink(c, e);
+	lru_push(c, e);
+	c->stats.hits++;
+	*msg = e->data + e->keylen;
+	*len = e->msglen;
+	*age = now > e->stored ? (uint32_t)(now - e->stored) : 0;
+	return 1;
+}
+
+const cache_stats_t *cache_stats(const cache_t *c)
+{
+	return &c->stats;
+}
