@@ -7,7 +7,9 @@
 #include "dotstub/xmalloc.h"
 
 /* The key is the question in wire form, case-folded, plus one byte for
- * the DO bit (a DNSSEC-aware client gets signatures, others not). */
+ * the DO bit (a DNSSEC-aware client gets signatures, others not) and the
+ * CD bit (an answer that skipped validation must not reach clients that
+ * rely on it). */
 #define KEY_MAX (DNSMSG_QUESTION_MAX + 1)
 #define INITIAL_BUCKETS 1024
 
@@ -39,7 +41,7 @@ static size_t make_key(const dnsmsg_query_t *q, uint8_t *key)
 		uint8_t ch = q->question[i];
 		key[i] = ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
 	}
-	key[q->question_len] = (uint8_t)q->edns_do;
+	key[q->question_len] = (uint8_t)(q->edns_do | q->cd << 1);
 	return q->question_len + 1;
 }
 

@@ -222,6 +222,7 @@ dnsmsg_verdict_t dnsmsg_parse_query(const uint8_t *msg, size_t len,
 	q->id = len >= 2 ? DNS_HEADER_QID(msg) : 0;
 	if (len < DNSMSG_HEADER_LEN || DNS_HEADER_QR(msg))
 		return DNSMSG_DROP;
+	q->cd = (msg[3] & 0x10) != 0;
 	if (DNS_HEADER_QDCOUNT(msg) >= 1)
 		read_question(msg, len, q, &off);
 	if (DNS_HEADER_OPCODE(msg) != 0)

@@ -45,6 +45,7 @@ typedef struct {
 	int has_question;  /* 1 once the question was read (even on FORMERR) */
 	int edns;          /* the client sent an OPT record */
 	int edns_do;       /* ... with the DO bit */
+	int cd;            /* checking disabled: DNSSEC failures not filtered */
 	/* Largest answer the client takes over UDP: 512 without EDNS, else its
 	 * advertised payload size (never below 512). */
 	uint16_t udp_max;

@@ -88,6 +88,13 @@ START_TEST(test_hit_miss_expiry_aging)
 	make_query(m, "www.example.test", 1, &dnssec);
 	ck_assert_int_eq(dnssec.edns_do, 1);
 	ck_assert_int_eq(cache_lookup(c, &dnssec, 161.0, &msg, &len, &age), 0);
+	/* And with CD set (validation skipped) another again. */
+	dnsmsg_query_t cd;
+	size_t cn = make_query(m, "www.example.test", 0, &cd);
+	m[3] |= 0x10;
+	ck_assert_int_eq(dnsmsg_parse_query(m, cn, &cd), DNSMSG_OK);
+	ck_assert_int_eq(cd.cd, 1);
+	ck_assert_int_eq(cache_lookup(c, &cd, 161.0, &msg, &len, &age), 0);
 	/* Gone once the TTL has run out. */
 	ck_assert_int_eq(cache_lookup(c, &q, 400.0, &msg, &len, &age), 0);
 	ck_assert_uint_eq(cache_stats(c)->entries, 0);
