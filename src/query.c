@@ -128,24 +128,40 @@ static void record_latency(query_stats_t *st, double secs)
 	st->latency_sum += secs;
 }
 
+/* An answer (from upstream or cache, `age` seconds old) rebuilt for the
+ * client, counted and sent. Returns 0, sending nothing, when the answer
+ * cannot be read. */
+static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
+		       const query_client_t *client,
+		       const struct sockaddr_storage *addr, socklen_t addrlen,
+		       const uint8_t *msg, size_t len, uint32_t age, double secs)
+{
+	size_t n = dnsmsg_build_client_answer(msg, len, q,
+					      client->udp ? q->udp_max : 0,
+					      env->out, sizeof(env->out));
+
+	if (n == 0)
+		return 0;
+	dnsmsg_age_ttls(env->out, n, age);
+	if (client->udp && n < len && (env->out[2] & 0x02))
+		env->stats.truncated++;
+	env->stats.answered++;
+	record_latency(&env->stats, secs);
+	client->reply(client->owner, addr, addrlen, env->out, n);
+	return 1;
+}
+
 static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 {
 	query_t *qr = (query_t *)req;
 	query_env_t *env = qr->env;
-	size_t max = qr->client.udp ? qr->q.udp_max : 0;
-	size_t n = dnsmsg_build_client_answer(msg, len, &qr->q, max, env->out,
-					      sizeof(env->out));
 
-	if (n == 0) {
+	if (!send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen, msg,
+			 len, 0, ev_now(env->loop) - qr->started)) {
 		fail_query(qr, "unreadable answer");
 		return;
 	}
-	if (max && n < len && (env->out[2] & 0x02))
-		env->stats.truncated++;
 	cache_store(env->cache, &qr->q, msg, len, ev_now(env->loop));
-	env->stats.answered++;
-	record_latency(&env->stats, ev_now(env->loop) - qr->started);
-	qr->client.reply(qr->client.owner, &qr->addr, qr->addrlen, env->out, n);
 	query_free(qr);
 }
 
@@ -222,22 +238,13 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 			     const struct sockaddr_storage *addr, socklen_t addrlen)
 {
 	const uint8_t *msg;
-	size_t len, n;
+	size_t len;
 	uint32_t age;
 
-	if (!cache_lookup(env->cache, q, ev_now(env->loop), &msg, &len, &age))
+	if (!cache_lookup(env->cache, q, ev_now(env->loop), &msg, &len, &age) ||
+	    !send_answer(env, q, client, addr, addrlen, msg, len, age, 0))
 		return 0;
-	n = dnsmsg_build_client_answer(msg, len, q, client->udp ? q->udp_max : 0,
-				       env->out, sizeof(env->out));
-	if (n == 0)
-		return 0;
-	dnsmsg_age_ttls(env->out, n, age);
-	if (client->udp && n < len && (env->out[2] & 0x02))
-		env->stats.truncated++;
-	env->stats.answered++;
 	env->stats.cache_hits++;
-	record_latency(&env->stats, 0);
-	client->reply(client->owner, addr, addrlen, env->out, n);
 	return 1;
 }
 
