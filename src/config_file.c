@@ -52,6 +52,7 @@ static const key_t_ SERVER_KEYS[] = {
 	UINT_KEY("pool-size", pool_size, 1, 64),
 	UINT_KEY("padding-block", padding_block, 0, 1024),
 	UINT_KEY("max-tcp-clients", max_tcp_clients, 1, 65536),
+	UINT_KEY("threads", threads, 1, 64),
 };
 
 typedef struct {

@@ -44,7 +44,8 @@ struct dot_conn {
 
 static void close_conn(dot_conn_t *c, int failed, const char *why);
 
-static uint64_t next_seq;
+/* Per thread: a query lives and is resent within its thread. */
+static _Thread_local uint64_t next_seq;
 
 static void set_events(dot_conn_t *c, int events)
 {

@@ -20,6 +20,8 @@
 typedef struct tcp_client {
 	listener_tcp_t *l;
 	struct tcp_client *prev, *next;
+	struct tcp_client *next_unsent;  /* answers waiting for the pass end */
+	int unsent;
 	int fd;                 /* -1 once closed */
 	ev_io io;
 	int events;
@@ -41,6 +43,8 @@ struct listener_tcp {
 	ev_io io;
 	tcp_client_t *clients;
 	size_t nclients;
+	tcp_client_t *unsent;   /* clients with answers to send */
+	ev_prepare flush;       /* sends them before the loop sleeps */
 	char text[CONFIG_SPEC_MAX];
 };
 
@@ -125,6 +129,13 @@ static int client_flush(tcp_client_t *c)
 	return 0;
 }
 
+static void tcp_hold(void *owner)
+{
+	((tcp_client_t *)owner)->open++;
+}
+
+/* Answers wait for the end of the loop pass, so that the many answers of
+ * one upstream record leave in one send; the wait holds the client. */
 static void tcp_reply(void *owner, const struct sockaddr_storage *addr,
 		      socklen_t addrlen, const uint8_t *msg, size_t len)
 {
@@ -135,12 +146,12 @@ static void tcp_reply(void *owner, const struct sockaddr_storage *addr,
 	if (c->fd < 0)
 		return;  /* the client left before its answer */
 	frame_writer_put(c->wr, msg, len);
-	client_flush(c);
-}
-
-static void tcp_hold(void *owner)
-{
-	((tcp_client_t *)owner)->open++;
+	if (c->unsent)
+		return;
+	c->unsent = 1;
+	tcp_hold(c);
+	c->next_unsent = c->l->unsent;
+	c->l->unsent = c;
 }
 
 static void tcp_release(void *owner)
@@ -157,6 +168,26 @@ static void tcp_release(void *owner)
 		client_close(c, "done");
 	else
 		set_events(c);
+}
+
+/* Each client's answers of the pass, then its hold released. */
+static void send_unsent(listener_tcp_t *l)
+{
+	while (l->unsent) {
+		tcp_client_t *c = l->unsent;
+		l->unsent = c->next_unsent;
+		c->unsent = 0;
+		if (c->fd >= 0)
+			client_flush(c);
+		tcp_release(c);
+	}
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	send_unsent(w->data);
 }
 
 static const query_client_t TCP_CLIENT_OPS = {
@@ -297,10 +328,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 				    const config_listen_t *addr,
-				    const config_t *cfg, query_env_t *env,
-				    char *err, size_t errlen)
+				    int shared, const config_t *cfg,
+				    query_env_t *env, char *err, size_t errlen)
 {
-	int fd = net_bind(addr, SOCK_STREAM, err, errlen);
+	int fd = net_bind(addr, SOCK_STREAM, shared, err, errlen);
 	listener_tcp_t *l;
 
 	if (fd < 0)
@@ -320,6 +351,9 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 	ev_io_init(&l->io, on_accept, fd, EV_READ);
 	l->io.data = l;
 	ev_io_start(loop, &l->io);
+	ev_prepare_init(&l->flush, on_flush);
+	l->flush.data = l;
+	ev_prepare_start(loop, &l->flush);
 	return l;
 }
 
@@ -344,6 +378,8 @@ void listener_tcp_destroy(listener_tcp_t *l)
 		return;
 	while (l->clients)
 		client_close(l->clients, "shutdown");
+	send_unsent(l);   /* frees the closed clients it held */
+	ev_prepare_stop(l->loop, &l->flush);
 	ev_io_stop(l->loop, &l->io);
 	if (l->fd >= 0)
 		close(l->fd);

@@ -1,12 +1,14 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <syslog.h>
 
 #include "dotstub/log.h"
 
-static log_level_t max_level = LOG_LVL_INFO;
+/* Set by the main thread (reload), read by every worker. */
+static _Atomic log_level_t max_level = LOG_LVL_INFO;
 static int to_syslog;
 
 void log_set_level(log_level_t level)

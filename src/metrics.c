@@ -158,7 +158,7 @@ metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
 		return NULL;
 	}
 	snprintf(l.text, sizeof(l.text), "%s", addr);
-	fd = net_bind(&l, SOCK_STREAM, err, errlen);
+	fd = net_bind(&l, SOCK_STREAM, 0, err, errlen);
 	if (fd < 0)
 		return NULL;
 	if (listen(fd, 16) < 0) {

@@ -9,7 +9,8 @@
 
 #include "dotstub/netutil.h"
 
-int net_bind(const config_listen_t *addr, int type, char *err, size_t errlen)
+int net_bind(const config_listen_t *addr, int type, int shared, char *err,
+	     size_t errlen)
 {
 	int one = 1;
 	int fd = socket(addr->addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -19,6 +20,9 @@ int net_bind(const config_listen_t *addr, int type, char *err, size_t errlen)
 		goto fail;
 	what = "setsockopt";
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto fail;
+	if (shared &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
 	if (addr->addr.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)

@@ -16,6 +16,12 @@
 #define MAX_FAILURES 2
 /* All resends, free ones included. */
 #define MAX_RESENDS 8
+/* Upstream messages up to this size live in the query itself: padded to
+ * 128-byte blocks, nearly all take one block or two. */
+#define QUERY_INLINE_MSG 256
+/* Finished queries kept for reuse, so that the hot path does not go
+ * through malloc; past this many (after a burst) they are freed. */
+#define QUERY_SPARE_MAX 256
 
 const double query_latency_bounds[QUERY_LATENCY_BUCKETS] = {
 	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2,
@@ -37,6 +43,7 @@ typedef struct query {
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
+	uint8_t inline_msg[QUERY_INLINE_MSG];  /* last: not cleared on reuse */
 } query_t;
 
 struct query_env {
@@ -46,8 +53,11 @@ struct query_env {
 	cache_t *cache;
 	query_t *open;
 	size_t nopen;
+	query_t *spare;             /* finished, for reuse (linked by next) */
+	size_t nspare;
 	query_stats_t stats;
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
+	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
 
 query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
@@ -60,6 +70,30 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->ups = upstreams;
 	env->cache = cache_create(cfg->cache_size);
 	return env;
+}
+
+static query_t *get_query(query_env_t *env)
+{
+	query_t *qr = env->spare;
+
+	if (!qr)
+		return xmalloc(sizeof(*qr));
+	env->spare = qr->next;
+	env->nspare--;
+	return qr;
+}
+
+static void put_query(query_env_t *env, query_t *qr)
+{
+	if (qr->upmsg != qr->inline_msg)
+		free(qr->upmsg);
+	if (env->nspare >= QUERY_SPARE_MAX) {
+		free(qr);
+		return;
+	}
+	qr->next = env->spare;
+	env->spare = qr;
+	env->nspare++;
 }
 
 static void query_free(query_t *qr)
@@ -79,8 +113,7 @@ static void query_free(query_t *qr)
 	env->nopen--;
 	if (qr->client.release)
 		qr->client.release(qr->client.owner);
-	free(qr->upmsg);
-	free(qr);
+	put_query(env, qr);
 }
 
 void query_env_destroy(query_env_t *env)
@@ -89,6 +122,11 @@ void query_env_destroy(query_env_t *env)
 		return;
 	while (env->open)
 		query_free(env->open);
+	while (env->spare) {
+		query_t *qr = env->spare;
+		env->spare = qr->next;
+		free(qr);
+	}
 	cache_destroy(env->cache);
 	free(env);
 }
@@ -151,17 +189,32 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 	return 1;
 }
 
+/* The upstream's answer without its padding (a 468-byte block, RFC 8467,
+ * around a typical 70-byte answer) and keepalive, OPT kept: the form each
+ * client's answer is built from, and the one the cache keeps. */
+static size_t plain_answer(query_env_t *env, const dnsmsg_query_t *q,
+			   const uint8_t *msg, size_t len)
+{
+	dnsmsg_query_t with_edns = *q;
+
+	with_edns.edns = 1;
+	return dnsmsg_build_client_answer(msg, len, &with_edns, 0, env->plain,
+					  sizeof(env->plain));
+}
+
 static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 {
 	query_t *qr = (query_t *)req;
 	query_env_t *env = qr->env;
+	size_t n = plain_answer(env, &qr->q, msg, len);
 
-	if (!send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen, msg,
-			 len, 0, ev_now(env->loop) - qr->started)) {
+	if (n == 0 ||
+	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
+			 env->plain, n, 0, ev_now(env->loop) - qr->started)) {
 		fail_query(qr, "unreadable answer");
 		return;
 	}
-	cache_store(env->cache, &qr->q, msg, len, ev_now(env->loop));
+	cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
 	query_free(qr);
 }
 
@@ -256,7 +309,7 @@ static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 
 	if (cap > DNSMSG_MAX)
 		cap = DNSMSG_MAX;
-	qr->upmsg = xmalloc(cap);
+	qr->upmsg = cap <= QUERY_INLINE_MSG ? qr->inline_msg : xmalloc(cap);
 	qr->uplen = dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
 					  qr->upmsg, cap);
 	return qr->uplen ? 0 : -1;
@@ -289,7 +342,8 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	}
 	if (answer_from_cache(env, &q, client, addr, addrlen))
 		return;
-	qr = xcalloc(1, sizeof(*qr));
+	qr = get_query(env);
+	memset(qr, 0, offsetof(query_t, inline_msg));
 	qr->env = env;
 	qr->started = ev_now(env->loop);
 	qr->q = q;
@@ -300,8 +354,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		env->stats.formerr++;
 		send_error(env, client, addr, addrlen, &q, msg, len,
 			   DNSMSG_RCODE_FORMERR);
-		free(qr->upmsg);
-		free(qr);
+		put_query(env, qr);
 		return;
 	}
 	qr->req.question = qr->q.question;
@@ -324,6 +377,12 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	dispatch(qr);
 }
 
+void query_drop(query_env_t *env)
+{
+	env->stats.received++;
+	env->stats.dropped++;
+}
+
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 {
 	env->ups = ups;
@@ -337,4 +396,20 @@ size_t query_inflight(const query_env_t *env)
 const query_stats_t *query_stats(const query_env_t *env)
 {
 	return &env->stats;
+}
+
+void query_stats_add(query_stats_t *to, const query_stats_t *from)
+{
+	to->received += from->received;
+	to->dropped += from->dropped;
+	to->formerr += from->formerr;
+	to->notimp += from->notimp;
+	to->answered += from->answered;
+	to->servfail += from->servfail;
+	to->truncated += from->truncated;
+	to->resent += from->resent;
+	to->cache_hits += from->cache_hits;
+	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++)
+		to->latency[i] += from->latency[i];
+	to->latency_sum += from->latency_sum;
 }

@@ -6,7 +6,8 @@
 
 #include "dotstub/rand.h"
 
-static uint64_t state;
+/* Per thread, so that threads need no lock (see worker). */
+static _Thread_local uint64_t state;
 
 static void seed(void)
 {

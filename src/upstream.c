@@ -436,3 +436,11 @@ void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out)
 			if (set->ups[i].conns[k])
 				out->unmatched += dot_conn_stats(set->ups[i].conns[k])->unmatched;
 }
+
+void upstream_stats_add(upstream_stats_t *to, const upstream_stats_t *from)
+{
+	to->handshakes += from->handshakes;
+	to->resumed += from->resumed;
+	to->conn_failures += from->conn_failures;
+	to->unmatched += from->unmatched;
+}

@@ -11,11 +11,13 @@
 
 typedef struct listener_tcp listener_tcp_t;
 
-/* Bind, listen and start accepting. Returns NULL with err on failure. */
+/* Bind, listen and start accepting (shared: SO_REUSEPORT, one socket per
+ * thread). Returns NULL with err on failure. Answers of one loop pass
+ * leave in one send per client before the loop sleeps. */
 listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 				    const config_listen_t *addr,
-				    const config_t *cfg, query_env_t *env,
-				    char *err, size_t errlen);
+				    int shared, const config_t *cfg,
+				    query_env_t *env, char *err, size_t errlen);
 /* Stop accepting and reading; clients get their open answers. */
 void listener_tcp_stop(listener_tcp_t *l);
 /* Close every client and the socket. Queries still open must be gone

@@ -8,9 +8,11 @@
 #include "dotstub/config.h"
 
 /* A non-blocking socket of `type` bound to addr (IPv6 sockets v6-only, so
- * that 0.0.0.0 and :: can both be bound). Returns the fd, or -1 with err
- * naming the address and the failing call. */
-int net_bind(const config_listen_t *addr, int type, char *err, size_t errlen);
+ * that 0.0.0.0 and :: can both be bound); shared: SO_REUSEPORT, so that
+ * each thread binds its own. Returns the fd, or -1 with err naming the
+ * address and the failing call. */
+int net_bind(const config_listen_t *addr, int type, int shared, char *err,
+	     size_t errlen);
 
 /* "IP@PORT" of a peer, for logs. */
 void net_format(const struct sockaddr_storage *ss, char *buf, size_t cap);

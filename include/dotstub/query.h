@@ -60,11 +60,16 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		  const query_client_t *client,
 		  const struct sockaddr_storage *addr, socklen_t addrlen);
 
+/* A client message dropped before it could be read (too long). */
+void query_drop(query_env_t *env);
+
 /* New queries (and resends) go to ups from now on (configuration
  * reload); queries on the old set finish there. */
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
 
 size_t query_inflight(const query_env_t *env);
 const query_stats_t *query_stats(const query_env_t *env);
+/* Add from's counts to to's (the threads' totals). */
+void query_stats_add(query_stats_t *to, const query_stats_t *from);
 
 #endif

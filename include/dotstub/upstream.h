@@ -60,5 +60,6 @@ typedef struct {
 } upstream_stats_t;
 
 void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out);
+void upstream_stats_add(upstream_stats_t *to, const upstream_stats_t *from);
 
 #endif

@@ -511,6 +511,23 @@ stop_dotstub() {
     return "$rc"
 }
 
+# stats_line: ask dotstub for its counters (SIGUSR1) and print the line.
+stats_line() {
+    local before
+    before=$(grep -c 'stats:' "$WORK/dotstub.log")
+    kill -USR1 "$DOTSTUB_PID"
+    for _ in $(seq 50); do
+        [ "$(grep -c 'stats:' "$WORK/dotstub.log")" -gt "$before" ] && break
+        sleep 0.1
+    done
+    grep 'stats:' "$WORK/dotstub.log" | tail -1
+}
+
+# stat NAME LINE: one counter of a stats line ("handshakes 2" -> 2).
+stat() {
+    sed -n "s/.*[ ,]$1 \([0-9]*\).*/\1/p" <<<"$2"
+}
+
 # dotstub_alive: still running (not exited, not a zombie)?
 dotstub_alive() {
     [ -n "$DOTSTUB_PID" ] && pid_alive "$DOTSTUB_PID"

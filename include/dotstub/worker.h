@@ -1,0 +1,69 @@
+/* worker: one event loop's share of the daemon: its listeners, query
+ * environment (with its cache) and upstream pools, and what crosses
+ * between it and the main thread: reloads, the stop, statistics.
+ *
+ * With threads = 1 the one worker runs on the main thread's loop. With
+ * more, each runs a loop of its own in a thread of its own, on sockets of
+ * its own bound with SO_REUSEPORT; nothing in a worker is shared with
+ * another but the read-only configuration. */
+#ifndef DOTSTUB_WORKER_H
+#define DOTSTUB_WORKER_H
+
+#include <ev.h>
+#include <stdatomic.h>
+
+#include "dotstub/config.h"
+#include "dotstub/query.h"
+#include "dotstub/upstream.h"
+
+/* A configuration shared by the main thread and the workers; freed with
+ * its last reference (a reload may leave old queries on an old one). */
+typedef struct {
+	config_t cfg;
+	atomic_uint refs;
+} shared_config_t;
+
+/* Takes over cfg's contents (cfg is left empty); one reference. */
+shared_config_t *shared_config_new(config_t *cfg);
+shared_config_t *shared_config_hold(shared_config_t *sc);
+void shared_config_release(shared_config_t *sc);
+
+typedef struct worker worker_t;
+
+typedef struct {
+	query_stats_t q;
+	upstream_stats_t u;
+	size_t open;   /* queries in flight */
+} worker_stats_t;
+
+/* Worker `index` of `count`: bind its listeners (now: before privileges
+ * are dropped), SO_REUSEPORT when count > 1; its cache gets 1/count of
+ * cache-size. loop NULL: a loop of its own, run in a thread by
+ * worker_start(); else it runs on loop. Returns NULL with err ("cannot
+ * listen on 127.0.0.1@53 (udp): bind: ...") on failure. */
+worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
+			unsigned index, unsigned count, char *err,
+			size_t errlen);
+/* Start the thread of a worker with a loop of its own, signals blocked
+ * (the main thread takes them). Returns 0, or -1 with err. */
+int worker_start(worker_t *w, char *err, size_t errlen);
+/* After fork (-d): every worker loop must be told. */
+void worker_after_fork(worker_t *w);
+
+/* From any thread: */
+/* New queries go to sc's upstreams from now on (a reference is taken). */
+void worker_reload(worker_t *w, shared_config_t *sc);
+/* Stop reading, let open queries finish (at most drain seconds). */
+void worker_stop(worker_t *w, double drain);
+/* Drained (or out of time) after worker_stop(). */
+int worker_done(const worker_t *w);
+/* The counts as of the worker's last loop pass. */
+void worker_stats(worker_t *w, worker_stats_t *out);
+
+/* Wait for the thread, if any (asking it to stop first if need be); the
+ * counts are then exact. */
+void worker_join(worker_t *w);
+/* worker_join(), then free everything. */
+void worker_destroy(worker_t *w);
+
+#endif

@@ -1,0 +1,402 @@
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotstub/listener_tcp.h"
+#include "dotstub/listener_udp.h"
+#include "dotstub/log.h"
+#include "dotstub/worker.h"
+#include "dotstub/xmalloc.h"
+
+/* An upstream set replaced by a reload, kept (with the configuration it
+ * points into) until its last query is done. */
+typedef struct retired {
+	struct retired *next;
+	shared_config_t *sc;
+	upstream_set_t *ups;
+} retired_t;
+
+struct worker {
+	struct ev_loop *loop;
+	int own_loop;             /* a thread of its own runs it */
+	pthread_t thread;
+	int started, joined;
+	int stopping;
+	shared_config_t *sc;      /* the running configuration */
+	config_t cfg;             /* its copy that listeners and queries read */
+	unsigned cache_size;
+	upstream_set_t *ups;
+	query_env_t *env;
+	listener_udp_t **udp;
+	listener_tcp_t **tcp;
+	size_t nlisten;
+	retired_t *retired;
+	ev_timer retire_timer;
+	upstream_stats_t ups_base;  /* counts of retired sets freed */
+	ev_timer drain;
+	ev_tstamp drain_started;
+	double drain_limit;
+	ev_async wake;            /* the main thread has posted something */
+	ev_prepare publish;       /* the stats snapshot, once a loop pass */
+	pthread_mutex_t lock;     /* guards the three below */
+	shared_config_t *posted;  /* a reload to apply */
+	double posted_stop;       /* > 0: stop, drain this long */
+	worker_stats_t snapshot;
+	atomic_int done;
+};
+
+shared_config_t *shared_config_new(config_t *cfg)
+{
+	shared_config_t *sc = xcalloc(1, sizeof(*sc));
+
+	sc->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	atomic_init(&sc->refs, 1);
+	return sc;
+}
+
+shared_config_t *shared_config_hold(shared_config_t *sc)
+{
+	atomic_fetch_add(&sc->refs, 1);
+	return sc;
+}
+
+void shared_config_release(shared_config_t *sc)
+{
+	if (!sc || atomic_fetch_sub(&sc->refs, 1) != 1)
+		return;
+	config_free(&sc->cfg);
+	free(sc);
+}
+
+static void use_config(worker_t *w, shared_config_t *sc)
+{
+	w->sc = sc;
+	w->cfg = sc->cfg;   /* shallow: sc keeps the pointed-to parts */
+	w->cfg.cache_size = w->cache_size;
+}
+
+static void add_stats(upstream_stats_t *to, const upstream_set_t *set)
+{
+	upstream_stats_t u;
+
+	upstream_set_stats(set, &u);
+	upstream_stats_add(to, &u);
+}
+
+static void gather_stats(const worker_t *w, worker_stats_t *out)
+{
+	out->q = *query_stats(w->env);
+	out->open = query_inflight(w->env);
+	out->u = w->ups_base;
+	add_stats(&out->u, w->ups);
+	for (const retired_t *r = w->retired; r; r = r->next)
+		add_stats(&out->u, r->ups);
+}
+
+static void free_retired(worker_t *w, retired_t *r)
+{
+	add_stats(&w->ups_base, r->ups);
+	upstream_set_destroy(r->ups);
+	shared_config_release(r->sc);
+	free(r);
+}
+
+static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	worker_t *wk = w->data;
+	retired_t **p = &wk->retired;
+
+	(void)revents;
+	while (*p) {
+		retired_t *r = *p;
+		if (!upstream_set_idle(r->ups)) {
+			p = &r->next;
+			continue;
+		}
+		*p = r->next;
+		free_retired(wk, r);
+	}
+	if (!wk->retired)
+		ev_timer_stop(loop, w);
+}
+
+/* The old set keeps its queries (and its configuration) until they are
+ * done; new queries and resends go to the new one. */
+static void apply_reload(worker_t *w, shared_config_t *sc)
+{
+	char err[512];
+	upstream_set_t *ups = upstream_set_create(w->loop, &sc->cfg, err, sizeof(err));
+	retired_t *r;
+
+	if (!ups) {
+		log_error("reload: trust anchors: %s; keeping the running configuration", err);
+		shared_config_release(sc);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->sc = w->sc;
+	r->ups = w->ups;
+	r->next = w->retired;
+	w->retired = r;
+	use_config(w, sc);
+	w->ups = ups;
+	query_env_set_upstreams(w->env, ups);
+	upstream_set_retire(r->ups);
+	ev_timer_again(w->loop, &w->retire_timer);
+}
+
+static void on_drain_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	worker_t *w = t->data;
+
+	(void)revents;
+	if (query_inflight(w->env) > 0 &&
+	    ev_now(loop) - w->drain_started < w->drain_limit)
+		return;
+	ev_timer_stop(loop, t);
+	atomic_store(&w->done, 1);
+	if (w->own_loop)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void begin_drain(worker_t *w, double limit)
+{
+	for (size_t i = 0; i < w->nlisten; i++) {
+		listener_udp_stop(w->udp[i]);
+		listener_tcp_stop(w->tcp[i]);
+	}
+	w->drain_limit = limit;
+	w->drain_started = ev_now(w->loop);
+	ev_timer_init(&w->drain, on_drain_tick, 0., 0.05);
+	w->drain.data = w;
+	ev_timer_start(w->loop, &w->drain);
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+	worker_t *w = a->data;
+	shared_config_t *sc;
+	double stop;
+
+	(void)loop;
+	(void)revents;
+	pthread_mutex_lock(&w->lock);
+	sc = w->posted;
+	stop = w->posted_stop;
+	w->posted = NULL;
+	w->posted_stop = 0;
+	pthread_mutex_unlock(&w->lock);
+	if (sc && !w->stopping)
+		apply_reload(w, sc);
+	else
+		shared_config_release(sc);
+	if (stop > 0 && !w->stopping++)
+		begin_drain(w, stop);
+}
+
+static void on_publish(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	worker_t *w = p->data;
+	worker_stats_t s;
+
+	(void)loop;
+	(void)revents;
+	gather_stats(w, &s);
+	pthread_mutex_lock(&w->lock);
+	w->snapshot = s;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* The first worker says what it bound; the others bind the same. */
+static int bind_listeners(worker_t *w, int shared, int announce, char *err,
+			  size_t errlen)
+{
+	const config_t *cfg = &w->cfg;
+	char why[256];
+
+	w->udp = xcalloc(cfg->nlisten, sizeof(*w->udp));
+	w->tcp = xcalloc(cfg->nlisten, sizeof(*w->tcp));
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const config_listen_t *l = &cfg->listen[i];
+		listener_udp_t *u = listener_udp_create(w->loop, l, shared, w->env,
+							why, sizeof(why));
+		listener_tcp_t *t = u ? listener_tcp_create(w->loop, l, shared, cfg,
+							    w->env, why, sizeof(why)) : NULL;
+		if (!t) {
+			listener_udp_destroy(u);
+			if (!l->optional) {
+				snprintf(err, errlen, "cannot listen on %s", why);
+				return -1;
+			}
+			if (announce)
+				log_warn("not listening on %s", why);
+			continue;
+		}
+		w->udp[w->nlisten] = u;
+		w->tcp[w->nlisten] = t;
+		w->nlisten++;
+		if (announce)
+			log_info("listening on %s (udp, tcp%s)", l->text,
+				 shared ? ", a socket per thread" : "");
+	}
+	if (w->nlisten == 0) {
+		snprintf(err, errlen, "no listener could be bound");
+		return -1;
+	}
+	return 0;
+}
+
+static void init_watchers(worker_t *w)
+{
+	ev_init(&w->retire_timer, on_retire_tick);
+	w->retire_timer.repeat = 0.5;
+	w->retire_timer.data = w;
+	ev_init(&w->drain, on_drain_tick);
+	ev_async_init(&w->wake, on_wake);
+	w->wake.data = w;
+	ev_async_start(w->loop, &w->wake);
+	/* On the main loop the main thread reads the counts directly. */
+	if (w->own_loop) {
+		ev_prepare_init(&w->publish, on_publish);
+		w->publish.data = w;
+		ev_prepare_start(w->loop, &w->publish);
+	}
+}
+
+worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
+			unsigned index, unsigned count, char *err,
+			size_t errlen)
+{
+	worker_t *w = xcalloc(1, sizeof(*w));
+
+	pthread_mutex_init(&w->lock, NULL);
+	w->own_loop = loop == NULL;
+	w->loop = loop ? loop : ev_loop_new(EVFLAG_AUTO);
+	w->cache_size = sc->cfg.cache_size / count;
+	use_config(w, shared_config_hold(sc));
+	init_watchers(w);
+	w->ups = upstream_set_create(w->loop, &w->cfg, err, errlen);
+	if (!w->ups)
+		goto fail;
+	w->env = query_env_create(w->loop, &w->cfg, w->ups);
+	if (bind_listeners(w, count > 1, index == 0, err, errlen) < 0)
+		goto fail;
+	return w;
+fail:
+	worker_destroy(w);
+	return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	worker_t *w = arg;
+
+	ev_run(w->loop, 0);
+	return NULL;
+}
+
+int worker_start(worker_t *w, char *err, size_t errlen)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start a thread: %s", strerror(rc));
+		return -1;
+	}
+	w->started = 1;
+	return 0;
+}
+
+void worker_after_fork(worker_t *w)
+{
+	if (w->own_loop)
+		ev_loop_fork(w->loop);
+}
+
+void worker_reload(worker_t *w, shared_config_t *sc)
+{
+	shared_config_t *old;
+
+	pthread_mutex_lock(&w->lock);
+	old = w->posted;   /* two reloads in a row: the last one wins */
+	w->posted = shared_config_hold(sc);
+	pthread_mutex_unlock(&w->lock);
+	shared_config_release(old);
+	ev_async_send(w->loop, &w->wake);
+}
+
+void worker_stop(worker_t *w, double drain)
+{
+	pthread_mutex_lock(&w->lock);
+	w->posted_stop = drain > 0 ? drain : 1e-9;
+	pthread_mutex_unlock(&w->lock);
+	ev_async_send(w->loop, &w->wake);
+}
+
+int worker_done(const worker_t *w)
+{
+	return atomic_load(&w->done);
+}
+
+void worker_stats(worker_t *w, worker_stats_t *out)
+{
+	if (!w->started || w->joined) {
+		gather_stats(w, out);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	*out = w->snapshot;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void worker_join(worker_t *w)
+{
+	if (!w->started || w->joined)
+		return;
+	if (!worker_done(w))
+		worker_stop(w, 0);   /* a failed start-up: end at once */
+	pthread_join(w->thread, NULL);
+	w->joined = 1;
+}
+
+void worker_destroy(worker_t *w)
+{
+	if (!w)
+		return;
+	worker_join(w);
+	/* Queries may point into retired sets and hold TCP clients. */
+	query_env_destroy(w->env);
+	while (w->retired) {
+		retired_t *r = w->retired;
+		w->retired = r->next;
+		free_retired(w, r);
+	}
+	for (size_t i = 0; i < w->nlisten; i++) {
+		listener_tcp_destroy(w->tcp[i]);
+		listener_udp_destroy(w->udp[i]);
+	}
+	free(w->udp);
+	free(w->tcp);
+	upstream_set_destroy(w->ups);
+	ev_timer_stop(w->loop, &w->retire_timer);
+	ev_timer_stop(w->loop, &w->drain);
+	ev_async_stop(w->loop, &w->wake);
+	if (w->own_loop) {
+		ev_prepare_stop(w->loop, &w->publish);
+		ev_loop_destroy(w->loop);
+	}
+	shared_config_release(w->posted);
+	shared_config_release(w->sc);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
