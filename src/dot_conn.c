@@ -268,6 +268,10 @@ static void step_handshake(dot_conn_t *c)
 		c->ev->on_ready(c->arg, c, resumed, ms);
 	if (c->state == DOT_READY)
 		flush_writes(c);
+	/* The last handshake read may have brought records too (tickets, an
+	 * early answer): the socket will not say so again. */
+	if (c->state == DOT_READY && tls_session_pending(c->tls) > 0)
+		read_answers(c);
 }
 
 static void finish_connect(dot_conn_t *c)

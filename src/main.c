@@ -186,7 +186,7 @@ static void log_stats(daemon_t *d)
 	for (size_t i = 0; i < N_COUNTERS && n < sizeof(line); i++) {
 		if (i == N_QUERY_COUNTERS)
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      "open %zu; upstream ", s.open);
+					      ", open %zu; upstream ", s.open);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %lu",
 				      i == 0 || i == N_QUERY_COUNTERS ? "" : ", ",
 				      c[i].log, c[i].v);

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "dotstub/tls.h"
@@ -24,8 +26,18 @@ struct tls_ctx {
 	gnutls_priority_t prio;
 };
 
+/* Socket bytes read ahead of GnuTLS. GnuTLS reads a record's header and
+ * then its body, two recv calls per record, and a DoT server writes one
+ * record per answer: under load that was two system calls per query. One
+ * recv now fills this, and the records come out of it. */
+#define TLS_READ_AHEAD 16384
+
 struct tls_session {
 	gnutls_session_t s;
+	int fd;
+	size_t in_pos, in_len;   /* unread bytes: in[in_pos, in_len) */
+	unsigned long in_taken;  /* bytes GnuTLS has taken, ever */
+	uint8_t *in;             /* TLS_READ_AHEAD bytes */
 	tls_peer_t peer;
 	int send_again;      /* a record is half sent: finish it first */
 	/* Verification verdict, kept for the error text and --probe. */
@@ -200,6 +212,62 @@ static int on_ticket(gnutls_session_t s, unsigned htype, unsigned when,
 	return 0;
 }
 
+static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	tls_session_t *ts = ptr;
+	size_t n;
+
+	if (ts->in_pos == ts->in_len) {
+		ssize_t got = recv(ts->fd, ts->in, TLS_READ_AHEAD, 0);
+		if (got <= 0) {
+			if (got < 0)
+				gnutls_transport_set_errno(ts->s, errno);
+			return got;
+		}
+		ts->in_pos = 0;
+		ts->in_len = (size_t)got;
+	}
+	n = ts->in_len - ts->in_pos;
+	if (n > len)
+		n = len;
+	memcpy(data, ts->in + ts->in_pos, n);
+	ts->in_pos += n;
+	ts->in_taken += n;
+	return (ssize_t)n;
+}
+
+/* GnuTLS asks this (blocking use: --probe) whether input is there. */
+static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
+{
+	tls_session_t *ts = ptr;
+	struct pollfd p = { .fd = ts->fd, .events = POLLIN };
+
+	if (ts->in_pos < ts->in_len)
+		return 1;
+	return poll(&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+static ssize_t push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+	tls_session_t *ts = ptr;
+	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+	ssize_t n = sendmsg(ts->fd, &m, MSG_NOSIGNAL);
+
+	if (n < 0)
+		gnutls_transport_set_errno(ts->s, errno);
+	return n;
+}
+
+static void set_transport(tls_session_t *ts, int fd)
+{
+	ts->fd = fd;
+	ts->in = xmalloc(TLS_READ_AHEAD);
+	gnutls_transport_set_ptr(ts->s, ts);
+	gnutls_transport_set_pull_function(ts->s, pull);
+	gnutls_transport_set_pull_timeout_function(ts->s, pull_timeout);
+	gnutls_transport_set_vec_push_function(ts->s, push);
+}
+
 tls_session_t *tls_session_create(tls_ctx_t *ctx, int fd,
 				  const tls_peer_t *peer,
 				  char *err, size_t errlen)
@@ -229,7 +297,7 @@ tls_session_t *tls_session_create(tls_ctx_t *ctx, int fd,
 					   GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
 					   GNUTLS_HOOK_POST, on_ticket);
 	gnutls_handshake_set_timeout(ts->s, 0);  /* our loop times it */
-	gnutls_transport_set_int(ts->s, fd);
+	set_transport(ts, fd);
 	return ts;
 fail:
 	snprintf(err, errlen, "TLS session setup: %s", gnutls_strerror(rc));
@@ -244,6 +312,7 @@ void tls_session_destroy(tls_session_t *ts)
 	if (ts->s)
 		gnutls_deinit(ts->s);
 	gnutls_free(ts->ticket.data);
+	free(ts->in);
 	free(ts);
 }
 
@@ -324,6 +393,7 @@ tls_status_t tls_session_recv(tls_session_t *ts, uint8_t *buf, size_t cap,
 			      size_t *got)
 {
 	for (;;) {
+		unsigned long before = ts->in_taken;
 		ssize_t rc = gnutls_record_recv(ts->s, buf, cap);
 		if (rc > 0) {
 			*got = (size_t)rc;
@@ -337,13 +407,19 @@ tls_status_t tls_session_recv(tls_session_t *ts, uint8_t *buf, size_t cap,
 		if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED &&
 		    !gnutls_error_is_fatal((int)rc))
 			continue;
+		/* AGAIN after a post-handshake message (a ticket) with more read
+		 * ahead: the socket may have nothing more to say, so no event
+		 * would bring us back for those bytes. */
+		if (rc == GNUTLS_E_AGAIN && ts->in_pos < ts->in_len &&
+		    ts->in_taken != before)
+			continue;
 		return failure(ts, (int)rc);
 	}
 }
 
 size_t tls_session_pending(tls_session_t *ts)
 {
-	return gnutls_record_check_pending(ts->s);
+	return gnutls_record_check_pending(ts->s) + (ts->in_len - ts->in_pos);
 }
 
 void tls_session_bye(tls_session_t *ts)

@@ -80,7 +80,8 @@ tls_status_t tls_session_send(tls_session_t *s, const uint8_t *data,
 tls_status_t tls_session_recv(tls_session_t *s, uint8_t *buf, size_t cap,
 			      size_t *got);
 
-/* Decrypted bytes GnuTLS holds that no poll() will announce. */
+/* Bytes read from the socket (decrypted or not) that no poll() will
+ * announce: after the handshake, read them before waiting. */
 size_t tls_session_pending(tls_session_t *s);
 
 /* Best-effort close_notify (never blocks). */
