@@ -14,6 +14,8 @@
 # Environment knobs:
 #   DOTSTUB       path to the daemon (make check exports an absolute path)
 #   KEEP=1        keep the per-test temp dir ($WORK) for post-mortem
+#   DOTSTUB_UNDER run the daemon under this command, e.g. 'valgrind -q
+#                 --error-exitcode=99 --leak-check=full' (quickstart test --ci)
 #   TEST_TIMEOUT  seconds before the watchdog aborts the whole test (default 300)
 #   UNBOUND_EXTRA extra line(s) for unbound's server: clause, read by
 #                 start_unbound (e.g. 'tcp-idle-timeout: 1000')
@@ -480,8 +482,12 @@ start_dotstub() {
     find_dotstub
     while [ -e "$WORK/dotstub.log.$n" ]; do n=$((n + 1)); done
     [ -e "$WORK/dotstub.log" ] && mv "$WORK/dotstub.log" "$WORK/dotstub.log.$n"
-    echo "# starting: $DOTSTUB $*" >"$WORK/dotstub.cmd"
-    "$DOTSTUB" "$@" >"$WORK/dotstub.log" 2>&1 &
+    echo "# starting: ${DOTSTUB_UNDER:+$DOTSTUB_UNDER }$DOTSTUB $*" >"$WORK/dotstub.cmd"
+    # DOTSTUB_UNDER: a command to run the daemon under (valgrind; word-split
+    # on purpose). It must exec the daemon in its own process, so that the
+    # PID and the signals stay the daemon's.
+    # shellcheck disable=SC2086
+    ${DOTSTUB_UNDER:-} "$DOTSTUB" "$@" >"$WORK/dotstub.log" 2>&1 &
     DOTSTUB_PID=$!
     register_pid "$DOTSTUB_PID"
     export DOTSTUB_PID
@@ -695,8 +701,8 @@ expect_clean_stop() {
 expect_log_clean() {
     local log
     log=$(cat "$WORK"/dotstub.log* 2>/dev/null)
-    expect_no_match "no sanitizer report in dotstub's log" \
-        'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$log"
+    expect_no_match "no sanitizer or valgrind report in dotstub's log" \
+        'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|^==[0-9]+== ' "$log"
 }
 
 # ---------------------------------------------------------------------------
