@@ -445,12 +445,14 @@ static size_t truncate_to(uint8_t *out, const dnsmsg_query_t *q, size_t max,
 	return at + opt_len;
 }
 
-size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
-				  const dnsmsg_query_t *q, size_t max,
-				  uint8_t *out, size_t cap)
+/* The answer with its OPT's padding and keepalive removed (the whole OPT
+ * when keep_opt is 0); *opt_at, *opt_len: where that OPT is in out. */
+static size_t copy_answer(const uint8_t *ans, size_t len, int keep_opt,
+			  uint8_t *out, size_t cap, size_t *opt_at,
+			  size_t *opt_len)
 {
 	struct out o = { out, 0, cap, 0 };
-	size_t off = DNSMSG_HEADER_LEN, opt_at, opt_len;
+	size_t off = DNSMSG_HEADER_LEN;
 	unsigned kept = 0;
 	int compressed;
 
@@ -466,13 +468,33 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 		return 0;
 	put(&o, ans, off);
 	if (put_additional(&o, ans, len, &off, DNS_HEADER_ARCOUNT(ans),
-			   q->edns, &kept, &opt_at, &opt_len) < 0 || o.full)
+			   keep_opt, &kept, opt_at, opt_len) < 0 || o.full)
+		return 0;
+	DNS_HEADER_SET_ARCOUNT(out, kept);
+	return o.len;
+}
+
+size_t dnsmsg_strip_answer(const uint8_t *ans, size_t len, uint8_t *out,
+			   size_t cap)
+{
+	size_t opt_at, opt_len;
+
+	return copy_answer(ans, len, 1, out, cap, &opt_at, &opt_len);
+}
+
+size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
+				  const dnsmsg_query_t *q, size_t max,
+				  uint8_t *out, size_t cap)
+{
+	size_t opt_at, opt_len;
+	size_t n = copy_answer(ans, len, q->edns, out, cap, &opt_at, &opt_len);
+
+	if (n == 0)
 		return 0;
 	DNS_HEADER_SET_QID(out, q->id);
-	DNS_HEADER_SET_ARCOUNT(out, kept);
-	if (max > 0 && o.len > max)
+	if (max > 0 && n > max)
 		return truncate_to(out, q, max, opt_at, opt_len);
-	return o.len;
+	return n;
 }
 
 size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,

@@ -189,24 +189,13 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 	return 1;
 }
 
-/* The upstream's answer without its padding (a 468-byte block, RFC 8467,
- * around a typical 70-byte answer) and keepalive, OPT kept: the form each
- * client's answer is built from, and the one the cache keeps. */
-static size_t plain_answer(query_env_t *env, const dnsmsg_query_t *q,
-			   const uint8_t *msg, size_t len)
-{
-	dnsmsg_query_t with_edns = *q;
-
-	with_edns.edns = 1;
-	return dnsmsg_build_client_answer(msg, len, &with_edns, 0, env->plain,
-					  sizeof(env->plain));
-}
-
+/* The answer is kept and rebuilt for each client without the upstream's
+ * padding: a 468-byte block (RFC 8467) around a typical 70-byte answer. */
 static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 {
 	query_t *qr = (query_t *)req;
 	query_env_t *env = qr->env;
-	size_t n = plain_answer(env, &qr->q, msg, len);
+	size_t n = dnsmsg_strip_answer(msg, len, env->plain, sizeof(env->plain));
 
 	if (n == 0 ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,

@@ -95,6 +95,12 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 				  const dnsmsg_query_t *q, size_t max,
 				  uint8_t *out, size_t cap);
 
+/* The upstream's answer as it is kept (in the cache) and built from: the
+ * padding and keepalive options removed, the OPT itself, the ID and
+ * everything else kept. Returns the length, 0 when it cannot be read. */
+size_t dnsmsg_strip_answer(const uint8_t *ans, size_t len, uint8_t *out,
+			   size_t cap);
+
 /* A recursive query for name/type (class IN) with `id`, built by
  * ares_create_query, for --probe. Returns the length, 0 on failure. */
 size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,

@@ -315,6 +315,28 @@ START_TEST(test_whole_answer_with_edns_and_tcp)
 }
 END_TEST
 
+/* What the cache keeps: the padding gone, the OPT, the ID and the records
+ * kept, whether or not the client that asked sent an OPT. */
+START_TEST(test_strip_answer)
+{
+	uint8_t m[512], ans[4096], out[65536];
+	unsigned udp;
+	int padded;
+	size_t n = make_query(m, "big.example.test", 16, 0, 0x7777);
+	size_t a = make_answer(ans, m, n, 300, 400);
+
+	DNS_HEADER_SET_QID(ans, 0x1111);
+	size_t r = dnsmsg_strip_answer(ans, a, out, sizeof(out));
+	ck_assert_uint_eq(r, a - 4 - 400);   /* only the padding went */
+	ck_assert_uint_eq(DNS_HEADER_QID(out), 0x1111);
+	ck_assert_int_eq(DNS_HEADER_ANCOUNT(out), DNS_HEADER_ANCOUNT(ans));
+	ck_assert_int_eq(find_opt(out, r, &udp, &padded), 1);
+	ck_assert_int_eq(padded, 0);
+	ck_assert_mem_eq(out + 12, ans + 12, r - 12 - 11);   /* question, records */
+	ck_assert_uint_eq(dnsmsg_strip_answer(ans, 8, out, sizeof(out)), 0);
+}
+END_TEST
+
 START_TEST(test_answer_matching)
 {
 	uint8_t m[512], other[512], ans[4096];
@@ -390,6 +412,7 @@ static Suite *dnsmsg_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("upstream");
 	tcase_add_test(tc, test_padding_multiple_of_block);
+	tcase_add_test(tc, test_strip_answer);
 	tcase_add_test(tc, test_no_padding_when_off);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("answer");
