@@ -212,12 +212,18 @@ static int on_ticket(gnutls_session_t s, unsigned htype, unsigned when,
 	return 0;
 }
 
+/* Bytes read from the socket that GnuTLS has not taken yet. */
+static size_t read_ahead(const tls_session_t *ts)
+{
+	return ts->in_len - ts->in_pos;
+}
+
 static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
 	tls_session_t *ts = ptr;
 	size_t n;
 
-	if (ts->in_pos == ts->in_len) {
+	if (read_ahead(ts) == 0) {
 		ssize_t got = recv(ts->fd, ts->in, TLS_READ_AHEAD, 0);
 		if (got <= 0) {
 			if (got < 0)
@@ -227,7 +233,7 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 		ts->in_pos = 0;
 		ts->in_len = (size_t)got;
 	}
-	n = ts->in_len - ts->in_pos;
+	n = read_ahead(ts);
 	if (n > len)
 		n = len;
 	memcpy(data, ts->in + ts->in_pos, n);
@@ -242,7 +248,7 @@ static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 	tls_session_t *ts = ptr;
 	struct pollfd p = { .fd = ts->fd, .events = POLLIN };
 
-	if (ts->in_pos < ts->in_len)
+	if (read_ahead(ts) > 0)
 		return 1;
 	return poll(&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
@@ -410,7 +416,7 @@ tls_status_t tls_session_recv(tls_session_t *ts, uint8_t *buf, size_t cap,
 		/* AGAIN after a post-handshake message (a ticket) with more read
 		 * ahead: the socket may have nothing more to say, so no event
 		 * would bring us back for those bytes. */
-		if (rc == GNUTLS_E_AGAIN && ts->in_pos < ts->in_len &&
+		if (rc == GNUTLS_E_AGAIN && read_ahead(ts) > 0 &&
 		    ts->in_taken != before)
 			continue;
 		return failure(ts, (int)rc);
@@ -419,7 +425,7 @@ tls_status_t tls_session_recv(tls_session_t *ts, uint8_t *buf, size_t cap,
 
 size_t tls_session_pending(tls_session_t *ts)
 {
-	return gnutls_record_check_pending(ts->s) + (ts->in_len - ts->in_pos);
+	return gnutls_record_check_pending(ts->s) + read_ahead(ts);
 }
 
 void tls_session_bye(tls_session_t *ts)
