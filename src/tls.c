@@ -19,6 +19,8 @@ static const char PRIORITY[] =
 	"-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:"
 	"-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"
 	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
+	/* NORMAL still lets a TLS 1.2 server sign the handshake with SHA-1. */
+	"-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1:"
 	"%PROFILE_MEDIUM";
 
 struct tls_ctx {
@@ -32,8 +34,26 @@ struct tls_ctx {
  * recv now fills this, and the records come out of it. */
 #define TLS_READ_AHEAD 16384
 
+/* Longest path from the leaf to a trust anchor that is followed; GnuTLS's
+ * own verification depth limit is the same. */
+#define TLS_MAX_PATH 16
+
+/* The path verification took: which sent certificates are on it, and the
+ * trust anchor that validated it (from the trust list: the server need
+ * not send it). Pins are matched against this, never against what the
+ * server merely sent. */
+typedef struct {
+	int ok;                          /* leaf to anchor, every link checked */
+	unsigned nsent;                  /* certificates looked at */
+	unsigned char on_path[TLS_MAX_PATH];
+	gnutls_x509_crt_t anchor;        /* a copy, or NULL: the last
+					  * certificate on the path is itself
+					  * in the trust list */
+} verified_path_t;
+
 struct tls_session {
 	gnutls_session_t s;
+	tls_ctx_t *ctx;
 	int fd;
 	size_t in_pos, in_len;   /* unread bytes: in[in_pos, in_len) */
 	unsigned long in_taken;  /* bytes GnuTLS has taken, ever */
@@ -44,6 +64,7 @@ struct tls_session {
 	int verified;        /* the callback ran */
 	unsigned status;     /* gnutls_certificate_status_t bits */
 	int pin_match;       /* index of the pin that matched, -1 none */
+	verified_path_t path;
 	gnutls_datum_t ticket;
 	char error[256];
 };
@@ -123,33 +144,152 @@ void tls_ctx_destroy(tls_ctx_t *ctx)
 	free(ctx);
 }
 
-/* Index of the pin matching any certificate of the chain, or -1. */
+/* The SPKI SHA-256 of crt into id; 0, or -1 when it cannot be had. */
+static int crt_pin(gnutls_x509_crt_t crt, uint8_t id[TLS_PIN_LEN])
+{
+	size_t idlen = TLS_PIN_LEN;
+
+	if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id, &idlen) < 0 ||
+	    idlen != TLS_PIN_LEN)
+		return -1;
+	return 0;
+}
+
+/* 1 when issuer issued and signed crt (the issuer taken as trusted). */
+static int signed_by(gnutls_x509_crt_t crt, gnutls_x509_crt_t issuer)
+{
+	unsigned status = 0;
+
+	return gnutls_x509_crt_check_issuer(crt, issuer) &&
+	       gnutls_x509_crt_verify(crt, &issuer, 1, 0, &status) >= 0 &&
+	       status == 0;
+}
+
+static gnutls_x509_trust_list_t trust_list(tls_session_t *ts)
+{
+	gnutls_x509_trust_list_t tl = NULL;
+
+	gnutls_certificate_get_trust_list(ts->ctx->cred, &tl);
+	return tl;
+}
+
+/* A trust anchor that signed crt (crt itself when it is a self-signed
+ * anchor), or NULL. */
+static gnutls_x509_crt_t anchor_of(tls_session_t *ts, gnutls_x509_crt_t crt)
+{
+	gnutls_x509_trust_list_t tl = trust_list(ts);
+	gnutls_x509_crt_t issuer = NULL;
+
+	if (!tl || gnutls_x509_trust_list_get_issuer(tl, crt, &issuer,
+						     GNUTLS_TL_GET_COPY) < 0)
+		return NULL;
+	if (gnutls_x509_crt_equals(crt, issuer) || signed_by(crt, issuer))
+		return issuer;
+	gnutls_x509_crt_deinit(issuer);
+	return NULL;
+}
+
+/* 1 when the trust list accepts crt on its own: a server certificate the
+ * user put in the CA file itself is an anchor, as GnuTLS treats it. */
+static int trusted_alone(tls_session_t *ts, gnutls_x509_crt_t crt)
+{
+	gnutls_x509_trust_list_t tl = trust_list(ts);
+	unsigned status = 1;
+
+	return tl && gnutls_x509_trust_list_verify_crt2(tl, &crt, 1, NULL, 0, 0,
+							 &status, NULL) >= 0 &&
+	       status == 0;
+}
+
+/* Rebuild the path GnuTLS verified, as it does: from the leaf, stop at the
+ * first certificate a trust anchor signed (or that is one); otherwise go on
+ * to a sent certificate that issued and signed this one. The result is a
+ * chain of checked signatures from the leaf to an anchor, so a certificate
+ * the server appended without being on it can satisfy no pin. */
+static void build_path(tls_session_t *ts, gnutls_x509_crt_t *sent, unsigned n)
+{
+	verified_path_t *p = &ts->path;
+	unsigned cur = 0;
+
+	p->nsent = n;
+	p->on_path[0] = 1;
+	for (unsigned depth = 0; depth < n; depth++) {
+		unsigned next = n;
+
+		p->anchor = anchor_of(ts, sent[cur]);
+		if (p->anchor || trusted_alone(ts, sent[cur])) {
+			p->ok = 1;
+			return;
+		}
+		for (unsigned i = 0; i < n && next == n; i++)
+			if (!p->on_path[i] && signed_by(sent[cur], sent[i]))
+				next = i;
+		if (next == n)
+			return;
+		p->on_path[next] = 1;
+		cur = next;
+	}
+}
+
+/* Import what the server sent (at most TLS_MAX_PATH certificates, which is
+ * all GnuTLS follows) and build the verified path from it. */
+static void find_path(tls_session_t *ts)
+{
+	unsigned n = 0, got = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
+	gnutls_x509_crt_t sent[TLS_MAX_PATH];
+
+	if (!chain || n == 0)
+		return;
+	if (n > TLS_MAX_PATH)
+		n = TLS_MAX_PATH;
+	for (; got < n; got++) {
+		if (gnutls_x509_crt_init(&sent[got]) < 0)
+			break;
+		if (gnutls_x509_crt_import(sent[got], &chain[got], GNUTLS_X509_FMT_DER) < 0) {
+			gnutls_x509_crt_deinit(sent[got]);
+			break;
+		}
+	}
+	/* An unreadable certificate ends the path where it stands. */
+	if (got > 0)
+		build_path(ts, sent, got);
+	for (unsigned i = 0; i < got; i++)
+		gnutls_x509_crt_deinit(sent[i]);
+}
+
+static int pin_index(const tls_session_t *ts, const uint8_t id[TLS_PIN_LEN])
+{
+	for (size_t p = 0; p < ts->peer.npins; p++)
+		if (memcmp(ts->peer.pins[p].sha256, id, TLS_PIN_LEN) == 0)
+			return (int)p;
+	return -1;
+}
+
+/* Index of the pin matching a certificate of the verified path (leaf,
+ * intermediates, anchor), or -1. */
 static int match_pins(tls_session_t *ts)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
+	uint8_t id[TLS_PIN_LEN];
+	int found = -1;
 
-	for (unsigned i = 0; chain && i < n; i++) {
+	if (!ts->path.ok)
+		return -1;
+	if (ts->path.anchor && crt_pin(ts->path.anchor, id) == 0)
+		found = pin_index(ts, id);
+	for (unsigned i = 0; found < 0 && chain && i < ts->path.nsent; i++) {
 		gnutls_x509_crt_t crt;
-		uint8_t id[TLS_PIN_LEN];
-		size_t idlen = sizeof(id);
-		int got = -1;
 
-		if (gnutls_x509_crt_init(&crt) < 0)
-			return -1;
-		if (gnutls_x509_crt_import(crt, &chain[i], GNUTLS_X509_FMT_DER) >= 0 &&
-		    gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256,
-					       id, &idlen) >= 0 &&
-		    idlen == TLS_PIN_LEN)
-			got = 0;
-		gnutls_x509_crt_deinit(crt);
-		if (got < 0)
+		if (!ts->path.on_path[i] || gnutls_x509_crt_init(&crt) < 0)
 			continue;
-		for (size_t p = 0; p < ts->peer.npins; p++)
-			if (memcmp(ts->peer.pins[p].sha256, id, TLS_PIN_LEN) == 0)
-				return (int)p;
+		if (gnutls_x509_crt_import(crt, &chain[i], GNUTLS_X509_FMT_DER) >= 0 &&
+		    crt_pin(crt, id) == 0)
+			found = pin_index(ts, id);
+		gnutls_x509_crt_deinit(crt);
 	}
-	return -1;
+	return found;
 }
 
 static void explain_status(tls_session_t *ts)
@@ -166,14 +306,21 @@ static void explain_status(tls_session_t *ts)
 	gnutls_free(txt.data);
 }
 
-/* One callback checks name, trust and pins: gnutls_session_set_verify_cert
- * would replace it, and pins need the chain anyway. */
+/* One callback checks name, key purpose, trust and pins:
+ * gnutls_session_set_verify_cert would replace it, and pins need the
+ * verified path anyway. */
 static int verify_peer(gnutls_session_t s)
 {
 	tls_session_t *ts = gnutls_session_get_ptr(s);
-	const char *name = ts->peer.auth_name ? ts->peer.auth_name
-					      : ts->peer.ip_text;
-	int rc = gnutls_certificate_verify_peers3(s, name, &ts->status);
+	gnutls_typed_vdata_st want[2] = {
+		{ .type = GNUTLS_DT_DNS_HOSTNAME,
+		  .data = (void *)(ts->peer.auth_name ? ts->peer.auth_name
+						       : ts->peer.ip_text) },
+		/* A certificate for code signing is no server's. */
+		{ .type = GNUTLS_DT_KEY_PURPOSE_OID,
+		  .data = (void *)GNUTLS_KP_TLS_WWW_SERVER },
+	};
+	int rc = gnutls_certificate_verify_peers(s, want, 2, &ts->status);
 
 	ts->verified = 1;
 	if (rc < 0) {
@@ -181,14 +328,22 @@ static int verify_peer(gnutls_session_t s)
 			 "certificate verification error: %s", gnutls_strerror(rc));
 		return -1;
 	}
+	find_path(ts);
 	ts->pin_match = ts->peer.npins ? match_pins(ts) : -1;
 	if (ts->status != 0) {
 		explain_status(ts);
 		return -1;
 	}
+	if (!ts->path.ok) {
+		/* GnuTLS accepted a path this code cannot find: refuse rather
+		 * than match pins against something else. */
+		snprintf(ts->error, sizeof(ts->error),
+			 "no verified path from the certificate to a trust anchor");
+		return -1;
+	}
 	if (ts->peer.npins && ts->pin_match < 0) {
 		snprintf(ts->error, sizeof(ts->error),
-			 "no certificate of the chain matches a pinned key");
+			 "no certificate of the verified path matches a pinned key");
 		return -1;
 	}
 	return 0;
@@ -283,6 +438,7 @@ tls_session_t *tls_session_create(tls_ctx_t *ctx, int fd,
 	int rc;
 
 	ts->peer = *peer;
+	ts->ctx = ctx;
 	ts->pin_match = -1;
 	rc = gnutls_init(&ts->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
 	if (rc < 0)
@@ -317,6 +473,8 @@ void tls_session_destroy(tls_session_t *ts)
 		return;
 	if (ts->s)
 		gnutls_deinit(ts->s);
+	if (ts->path.anchor)
+		gnutls_x509_crt_deinit(ts->path.anchor);
 	gnutls_free(ts->ticket.data);
 	free(ts->in);
 	free(ts);
@@ -438,26 +596,17 @@ const char *tls_session_error(const tls_session_t *ts)
 	return ts->error[0] ? ts->error : "unknown TLS error";
 }
 
-static void describe_cert(FILE *out, unsigned idx, const gnutls_datum_t *der)
+static void describe_crt(FILE *out, const char *label, gnutls_x509_crt_t crt,
+			 const char *where)
 {
-	gnutls_x509_crt_t crt;
 	gnutls_datum_t dn = { NULL, 0 }, idn = { NULL, 0 };
 	uint8_t id[TLS_PIN_LEN];
-	size_t idlen = sizeof(id);
 	char pin[TLS_PIN_B64_LEN + 1] = "?", from[32] = "?", until[32] = "?";
 	time_t t;
 
-	if (gnutls_x509_crt_init(&crt) < 0)
-		return;
-	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
-		fprintf(out, "certificate %u: unreadable\n", idx);
-		gnutls_x509_crt_deinit(crt);
-		return;
-	}
 	gnutls_x509_crt_get_dn3(crt, &dn, 0);
 	gnutls_x509_crt_get_issuer_dn3(crt, &idn, 0);
-	if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id, &idlen) >= 0 &&
-	    idlen == TLS_PIN_LEN) {
+	if (crt_pin(crt, id) == 0) {
 		tls_pin_t p;
 		memcpy(p.sha256, id, TLS_PIN_LEN);
 		tls_pin_format(&p, pin, sizeof(pin));
@@ -466,27 +615,59 @@ static void describe_cert(FILE *out, unsigned idx, const gnutls_datum_t *der)
 	strftime(from, sizeof(from), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
 	t = gnutls_x509_crt_get_expiration_time(crt);
 	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
-	fprintf(out, "certificate %u:\n  subject:    %s\n  issuer:     %s\n"
-		"  valid:      %s to %s\n  pin-sha256: %s\n", idx,
+	fprintf(out, "%s:\n  subject:    %s\n  issuer:     %s\n"
+		"  valid:      %s to %s\n  pin-sha256: %s\n  path:       %s\n", label,
 		dn.data ? (char *)dn.data : "?", idn.data ? (char *)idn.data : "?",
-		from, until, pin);
+		from, until, pin, where);
 	gnutls_free(dn.data);
 	gnutls_free(idn.data);
-	gnutls_x509_crt_deinit(crt);
+}
+
+/* Each certificate the server sent, marked by whether verification used
+ * it, then the trust anchor (which the server need not send). */
+static void describe_chain(tls_session_t *ts, FILE *out)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
+
+	if (!chain || n == 0) {
+		fprintf(out, "no certificate received\n");
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		gnutls_x509_crt_t crt;
+		char label[32];
+		const char *where = "not on the verified path (sent, not used)";
+
+		snprintf(label, sizeof(label), "certificate %u", i);
+		if (gnutls_x509_crt_init(&crt) < 0)
+			return;
+		if (gnutls_x509_crt_import(crt, &chain[i], GNUTLS_X509_FMT_DER) < 0) {
+			fprintf(out, "%s: unreadable\n", label);
+			gnutls_x509_crt_deinit(crt);
+			continue;
+		}
+		if (!ts->path.ok)
+			where = "no verified path";
+		else if (i < ts->path.nsent && ts->path.on_path[i])
+			where = i == 0 ? "verified (leaf)" : "verified";
+		else if (ts->path.anchor && gnutls_x509_crt_equals(crt, ts->path.anchor))
+			where = "verified (the trust anchor, also sent)";
+		describe_crt(out, label, crt, where);
+		gnutls_x509_crt_deinit(crt);
+	}
+	if (ts->path.anchor)
+		describe_crt(out, "trust anchor", ts->path.anchor,
+			     "verified (anchor, from the trust store)");
 }
 
 void tls_session_describe(tls_session_t *ts, FILE *out)
 {
-	unsigned n = 0;
-	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
 	gnutls_datum_t alpn = { NULL, 0 };
 	const char *vers = gnutls_protocol_get_name(gnutls_protocol_get_version(ts->s));
 	const char *cipher = gnutls_cipher_get_name(gnutls_cipher_get(ts->s));
 
-	for (unsigned i = 0; chain && i < n; i++)
-		describe_cert(out, i, &chain[i]);
-	if (!chain || n == 0)
-		fprintf(out, "no certificate received\n");
+	describe_chain(ts, out);
 	fprintf(out, "protocol:     %s\n", vers ? vers : "?");
 	fprintf(out, "cipher:       %s\n", cipher ? cipher : "?");
 	if (gnutls_alpn_get_selected_protocol(ts->s, &alpn) == 0)
@@ -501,9 +682,12 @@ void tls_session_describe(tls_session_t *ts, FILE *out)
 	}
 	fprintf(out, "name:         %s\n",
 		ts->status & GNUTLS_CERT_UNEXPECTED_OWNER ? "MISMATCH" : "ok");
+	fprintf(out, "purpose:      %s\n",
+		ts->status & GNUTLS_CERT_PURPOSE_MISMATCH ? "MISMATCH (not a TLS server certificate)" : "ok");
 	/* INVALID accompanies every failure, a name mismatch included. */
 	fprintf(out, "trust:        %s\n",
 		ts->status & ~(unsigned)(GNUTLS_CERT_UNEXPECTED_OWNER |
+					 GNUTLS_CERT_PURPOSE_MISMATCH |
 					 GNUTLS_CERT_INVALID) ? "NOT TRUSTED" : "ok");
 	if (ts->peer.npins) {
 		char pin[TLS_PIN_B64_LEN + 1];

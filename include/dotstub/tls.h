@@ -4,8 +4,11 @@
  * Policy (RFC 8310 strict profile): TLS 1.3 or 1.2, AEAD ciphers, ECDHE;
  * SNI and ALPN "dot"; the peer must present a chain trusted by the context's
  * anchors whose leaf matches the auth name (or, without a name, the IP
- * address), and when pins are given, one certificate of the chain must
- * carry a pinned SPKI. Anything else fails the handshake. */
+ * address) and is for a TLS server (key purpose), and when pins are given,
+ * one certificate of the verified path (leaf, intermediates that chain it,
+ * the trust anchor that validated it, sent or not) must carry a pinned
+ * SPKI; a certificate the server merely sent matches nothing. No SHA-1
+ * handshake signatures. Anything else fails the handshake. */
 #ifndef DOTSTUB_TLS_H
 #define DOTSTUB_TLS_H
 
@@ -92,8 +95,9 @@ void tls_session_bye(tls_session_t *s);
 const char *tls_session_error(const tls_session_t *s);
 
 /* Print the peer's chain (subject, issuer, validity, pin-sha256 of each
- * certificate), protocol, cipher, ALPN, and the verification verdict, as
- * --probe shows it. Works after a failed verification too. */
+ * certificate, and whether it is on the verified path), the trust anchor,
+ * protocol, cipher, ALPN, and the verification verdict, as --probe shows
+ * it. Works after a failed verification too. */
 void tls_session_describe(tls_session_t *s, FILE *out);
 
 #endif

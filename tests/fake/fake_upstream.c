@@ -4,6 +4,13 @@
  *
  *   fake_upstream --port P --cert FILE --key FILE [--mode MODE]
  *                 [--delay-ms N] [--close-after K] [--stats FILE]
+ *                 [--exact-chain] [--priority STRING]
+ *
+ * --exact-chain sends the certificates of --cert exactly as the file lists
+ * them, in that order, none dropped: a hostile server's chain (a rogue leaf
+ * with somebody else's certificate appended) that GnuTLS's own loader
+ * would not send. --priority replaces the TLS priority string (e.g. to
+ * offer only SHA-1 signatures).
  *
  * It listens on 127.0.0.1:P only, speaks TLS 1.3/1.2 (ALPN "dot", session
  * tickets on), reads RFC 7858 length-framed queries and answers every query
@@ -52,7 +59,9 @@
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #define MAX_CONNS       512
 #define MAX_MSG         65535
@@ -86,6 +95,8 @@ static const char *const MODE_NAMES[] = {
 struct options {
 	int port;
 	const char *cert, *key, *stats;
+	const char *priority;           /* NULL: PRIORITY */
+	int exact_chain;                /* send --cert's certificates as they are */
 	enum mode mode;
 	unsigned delay_ms, close_after;
 };
@@ -185,6 +196,7 @@ static void usage(void)
 {
 	fputs("usage: fake_upstream --port P --cert FILE --key FILE [--mode MODE]\n"
 	      "                     [--delay-ms N] [--close-after K] [--stats FILE]\n"
+	      "                     [--exact-chain] [--priority STRING]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
 	      "       wrong-id wrong-question silent garbage\n", stderr);
 	exit(2);
@@ -224,6 +236,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "delay-ms", required_argument, NULL, 'd' },
 		{ "close-after", required_argument, NULL, 'a' },
 		{ "stats", required_argument, NULL, 's' },
+		{ "exact-chain", no_argument, NULL, 'x' },
+		{ "priority", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -239,6 +253,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'd': o->delay_ms = parse_uint(optarg, 600000, "delay"); break;
 		case 'a': o->close_after = parse_uint(optarg, 1000000, "count"); break;
 		case 's': o->stats = optarg; break;
+		case 'x': o->exact_chain = 1; break;
+		case 'P': o->priority = optarg; break;
 		default: usage();
 		}
 	}
@@ -894,6 +910,64 @@ static int serve(struct server *srv)
 	return 0;
 }
 
+/* --exact-chain: the certificates and key handed to every handshake. */
+static gnutls_pcert_st exact_pcerts[16];
+static unsigned exact_npcerts;
+static gnutls_privkey_t exact_key;
+
+static int exact_retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca,
+			  int nreq, const gnutls_pk_algorithm_t *algos, int nalgos,
+			  gnutls_pcert_st **pcerts, unsigned *npcerts,
+			  gnutls_privkey_t *key)
+{
+	(void)s; (void)req_ca; (void)nreq; (void)algos; (void)nalgos;
+	*pcerts = exact_pcerts;
+	*npcerts = exact_npcerts;
+	*key = exact_key;
+	return 0;
+}
+
+/* Load --cert and --key without GnuTLS's chain sorting (which would drop
+ * or reorder what a hostile server sends). */
+static int load_exact_chain(struct server *srv)
+{
+	gnutls_datum_t pem = { NULL, 0 };
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned ncrts = 0;
+	int rc;
+
+	/* Not gnutls_pcert_list_import_x509_file: it keeps only what chains
+	 * to the first certificate. */
+	if ((rc = gnutls_load_file(srv->opt.cert, &pem)) < 0 ||
+	    (rc = gnutls_x509_crt_list_import2(&crts, &ncrts, &pem,
+					       GNUTLS_X509_FMT_PEM, 0)) < 0)
+		goto fail;
+	for (unsigned i = 0; i < ncrts; i++) {
+		if (rc >= 0 && exact_npcerts < sizeof(exact_pcerts) / sizeof(exact_pcerts[0]))
+			rc = gnutls_pcert_import_x509(&exact_pcerts[exact_npcerts++],
+						      crts[i], 0);
+		gnutls_x509_crt_deinit(crts[i]);
+	}
+	gnutls_free(crts);
+	gnutls_free(pem.data);
+	pem.data = NULL;
+	if (rc < 0)
+		goto fail;
+	if ((rc = gnutls_load_file(srv->opt.key, &pem)) < 0 ||
+	    (rc = gnutls_privkey_init(&exact_key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509_raw(exact_key, &pem,
+						 GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
+		goto fail;
+	gnutls_free(pem.data);
+	gnutls_certificate_set_retrieve_function2(srv->cred, exact_retrieve);
+	return 0;
+fail:
+	gnutls_free(pem.data);
+	fprintf(stderr, "fake_upstream: %s / %s: %s\n", srv->opt.cert,
+		srv->opt.key, gnutls_strerror(rc));
+	return -1;
+}
+
 static int tls_setup(struct server *srv)
 {
 	const char *where = NULL;
@@ -905,14 +979,19 @@ static int tls_setup(struct server *srv)
 		return -1;
 	}
 	/* The whole chain in the cert file is sent (server + CA). */
-	rc = gnutls_certificate_set_x509_key_file(srv->cred, srv->opt.cert,
-						  srv->opt.key, GNUTLS_X509_FMT_PEM);
-	if (rc < 0) {
+	if (srv->opt.exact_chain) {
+		if (load_exact_chain(srv) < 0)
+			return -1;
+	} else if ((rc = gnutls_certificate_set_x509_key_file(
+			    srv->cred, srv->opt.cert, srv->opt.key,
+			    GNUTLS_X509_FMT_PEM)) < 0) {
 		fprintf(stderr, "fake_upstream: %s / %s: %s\n", srv->opt.cert,
 			srv->opt.key, gnutls_strerror(rc));
 		return -1;
 	}
-	if ((rc = gnutls_priority_init(&srv->prio, PRIORITY, &where)) < 0) {
+	if ((rc = gnutls_priority_init(&srv->prio,
+				       srv->opt.priority ? srv->opt.priority : PRIORITY,
+				       &where)) < 0) {
 		fprintf(stderr, "fake_upstream: priority at '%s': %s\n",
 			where ? where : "?", gnutls_strerror(rc));
 		return -1;
@@ -934,6 +1013,10 @@ static void tls_teardown(struct server *srv)
 		gnutls_memset(srv->ticket_key.data, 0, srv->ticket_key.size);
 		gnutls_free(srv->ticket_key.data);
 	}
+	for (unsigned i = 0; i < exact_npcerts; i++)
+		gnutls_pcert_deinit(&exact_pcerts[i]);
+	if (exact_key)
+		gnutls_privkey_deinit(exact_key);
 	if (srv->prio)
 		gnutls_priority_deinit(srv->prio);
 	if (srv->cred)

@@ -276,9 +276,10 @@ _gen_key() {
         --outfile "$1" >/dev/null 2>&1
 }
 
-# _gen_ca DIR NAME CN: self-signed CA NAME.pem / NAME-key.pem
+# _gen_ca DIR NAME CN [PARENT]: CA NAME.pem / NAME-key.pem, self-signed, or
+# an intermediate CA signed by PARENT.pem when PARENT is given.
 _gen_ca() {
-    local d=$1 n=$2 cn=$3
+    local d=$1 n=$2 cn=$3 parent=${4:-}
     cat >"$d/$n.tmpl" <<EOF
 cn = "$cn"
 organization = "dotstub tests"
@@ -287,20 +288,28 @@ cert_signing_key
 crl_signing_key
 expiration_days = 30
 EOF
-    _gen_key "$d/$n-key.pem" &&
+    _gen_key "$d/$n-key.pem" || return 1
+    if [ -z "$parent" ]; then
         certtool --generate-self-signed --load-privkey "$d/$n-key.pem" \
             --template "$d/$n.tmpl" --outfile "$d/$n.pem" >/dev/null 2>&1
+    else
+        certtool --generate-certificate --load-privkey "$d/$n-key.pem" \
+            --load-ca-certificate "$d/$parent.pem" --load-ca-privkey "$d/$parent-key.pem" \
+            --template "$d/$n.tmpl" --outfile "$d/$n.pem" >/dev/null 2>&1
+    fi
 }
 
-# _gen_leaf DIR NAME DNSNAME CA: server cert NAME.pem / NAME-key.pem for
-# DNSNAME (in the SAN: verification ignores the CN) signed by CA.pem.
+# _gen_leaf DIR NAME DNSNAME CA [PURPOSE]: server cert NAME.pem / NAME-key.pem
+# for DNSNAME (in the SAN: verification ignores the CN) signed by CA.pem.
+# PURPOSE is the certtool template's extended key usage line (default
+# tls_www_server; e.g. code_signing_key for a certificate TLS must refuse).
 _gen_leaf() {
-    local d=$1 n=$2 dns=$3 ca=$4
+    local d=$1 n=$2 dns=$3 ca=$4 purpose=${5:-tls_www_server}
     cat >"$d/$n.tmpl" <<EOF
 cn = "$dns"
 organization = "dotstub tests"
 dns_name = "$dns"
-tls_www_server
+$purpose
 signing_key
 expiration_days = 30
 EOF
@@ -734,7 +743,8 @@ find_fake() {
 }
 
 # start_fake MODE [ARGS...]: fake_upstream --mode MODE ARGS on a new port of
-# 127.0.0.1 with the test PKI's chain (make_pki first), counters in
+# 127.0.0.1 with the test PKI's chain (make_pki first; $FAKE_CERT and
+# $FAKE_KEY name other files, e.g. with --exact-chain), counters in
 # $WORK/fake.stats, output in $WORK/fake.log. Waits <= 5 s for its ready
 # line. Exports FAKE_PORT, FAKE_PID.
 start_fake() {
@@ -744,8 +754,8 @@ start_fake() {
     [ -n "${PKI:-}" ] || die "start_fake: no PKI (call make_pki first)"
     port=$(pick_port) || die "no free port"
     rm -f "$WORK/fake.stats"
-    "$FAKE_UPSTREAM" --port "$port" --cert "$PKI/server-chain.pem" \
-        --key "$PKI/server-key.pem" --mode "$mode" --stats "$WORK/fake.stats" \
+    "$FAKE_UPSTREAM" --port "$port" --cert "${FAKE_CERT:-$PKI/server-chain.pem}" \
+        --key "${FAKE_KEY:-$PKI/server-key.pem}" --mode "$mode" --stats "$WORK/fake.stats" \
         "$@" >"$WORK/fake.log" 2>&1 &
     FAKE_PID=$!
     register_pid "$FAKE_PID"
