@@ -187,50 +187,68 @@ void config_group_free(config_group_t *g)
 static void set_defaults(config_t *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->log_level = LOG_LVL_INFO;
-	/* Stub clients (glibc, dig) give up after 5 s: a SERVFAIL must come
-	 * before that to be of use. */
-	cfg->query_timeout_ms = 4000;
-	/* A second upstream still gets a fair turn inside the deadline. */
-	cfg->attempt_timeout_ms = 1500;
-	cfg->connect_timeout_ms = 2000;
-	/* Cloudflare resets idle DoT connections after 10 s. */
-	cfg->idle_timeout_ms = 9000;
-	cfg->tcp_client_timeout_ms = 10000;
-	cfg->max_inflight = 100;
-	cfg->pool_size = 2;
-	cfg->padding_block = 128;
-	cfg->max_tcp_clients = 256;
-	cfg->max_waiting = 2048;
-	cfg->cache_size = 512 << 10;  /* ~3,500 answers; keeps peak RSS under 8 MiB */
-	cfg->threads = 1;
-	cfg->policy = POLICY_RTT;
+	config_settings_defaults(cfg);
 	snprintf(cfg->cli.label, sizeof(cfg->cli.label), "command line");
 }
 
+/* Options that are not settings: they pick the mode, or make the command
+ * line's upstream group. Settings with a flag get val SETTING_VAL + row. */
 enum {
-	OPT_CA_FILE = 256, OPT_PIN, OPT_USER, OPT_PIDFILE, OPT_CHECK,
-	OPT_PROBE, OPT_METRICS, OPT_VERSION,
+	OPT_CA_FILE = 256, OPT_PIN, OPT_CHECK, OPT_PROBE, OPT_VERSION,
+	SETTING_VAL = 1024,
 };
 
-static const struct option LONG_OPTS[] = {
+static const struct option COMMAND_OPTS[] = {
 	{ "config", required_argument, NULL, 'c' },
-	{ "listen", required_argument, NULL, 'l' },
 	{ "upstream", required_argument, NULL, 'u' },
 	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 	{ "pin", required_argument, NULL, OPT_PIN },
-	{ "user", required_argument, NULL, OPT_USER },
-	{ "daemonize", no_argument, NULL, 'd' },
-	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "probe", required_argument, NULL, OPT_PROBE },
-	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
 };
+#define N_COMMAND_OPTS (sizeof(COMMAND_OPTS) / sizeof(COMMAND_OPTS[0]))
+
+/* getopt's tables: the commands, then every setting that has a flag. */
+typedef struct {
+	struct option longopts[N_COMMAND_OPTS + 64 + 1];
+	char shortopts[64];
+} getopt_tables_t;
+
+static void make_getopt_tables(getopt_tables_t *t)
+{
+	size_t n = N_COMMAND_OPTS, len;
+
+	memset(t, 0, sizeof(*t));
+	memcpy(t->longopts, COMMAND_OPTS, sizeof(COMMAND_OPTS));
+	snprintf(t->shortopts, sizeof(t->shortopts), ":c:u:vqh");
+	for (size_t i = 0; i < CONFIG_NSETTINGS && n < N_COMMAND_OPTS + 64; i++) {
+		const config_setting_t *s = &CONFIG_SETTINGS[i];
+		int has_arg = s->type == SET_FLAG ? no_argument : required_argument;
+
+		if (!s->flag)
+			continue;
+		t->longopts[n++] = (struct option){ s->flag, has_arg, NULL,
+						     s->short_flag ? s->short_flag
+								   : SETTING_VAL + (int)i };
+		len = strlen(t->shortopts);
+		if (s->short_flag && len + 3 < sizeof(t->shortopts))
+			snprintf(t->shortopts + len, sizeof(t->shortopts) - len, "%c%s",
+				 s->short_flag, has_arg == required_argument ? ":" : "");
+	}
+}
+
+static const config_setting_t *setting_of_option(int opt)
+{
+	for (size_t i = 0; i < CONFIG_NSETTINGS; i++)
+		if ((CONFIG_SETTINGS[i].short_flag && CONFIG_SETTINGS[i].short_flag == opt) ||
+		    (!CONFIG_SETTINGS[i].short_flag && opt == SETTING_VAL + (int)i))
+			return &CONFIG_SETTINGS[i];
+	return NULL;
+}
 
 static void replace(char **dst, const char *src)
 {
@@ -238,19 +256,28 @@ static void replace(char **dst, const char *src)
 	*dst = xstrdup(src);
 }
 
-/* One option; returns 0 or -1 with err set. The first -l drops the
- * listeners that the configuration file gave. */
-static int apply_option(config_t *cfg, int opt, const char *arg,
-			int *listen_seen, char *err, size_t errlen)
+/* A setting given on the command line. The first use of a repeatable one
+ * drops the values that the configuration file gave. */
+static int apply_setting(config_t *cfg, const config_setting_t *s, const char *arg,
+			 unsigned char *seen, char *err, size_t errlen)
+{
+	char why[160];
+
+	if (!seen[s - CONFIG_SETTINGS]++)
+		config_setting_clear(cfg, s);
+	if (config_setting_set(cfg, s, arg, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "--%s: %s", s->flag, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* One command option; returns 0 or -1 with err set. */
+static int apply_command(config_t *cfg, int opt, const char *arg,
+			 char *err, size_t errlen)
 {
 	switch (opt) {
 	case 'c': break;  /* read before the other options */
-	case 'l':
-		if (!(*listen_seen)++)
-			cfg->nlisten = 0;
-		if (config_add_listen(cfg, arg, 0) < 0)
-			goto bad;
-		break;
 	case 'u':
 		if (config_group_add_server(&cfg->cli, arg) < 0)
 			goto bad;
@@ -260,9 +287,6 @@ static int apply_option(config_t *cfg, int opt, const char *arg,
 		if (config_group_add_pin(&cfg->cli, arg) < 0)
 			goto bad;
 		break;
-	case OPT_USER: replace(&cfg->user, arg); break;
-	case 'd': cfg->daemonize = 1; break;
-	case OPT_PIDFILE: replace(&cfg->pidfile, arg); break;
 	case 'v': cfg->log_level = LOG_LVL_DEBUG; break;
 	case 'q': cfg->log_level = LOG_LVL_WARN; break;
 	case OPT_CHECK: cfg->mode = CONFIG_CHECK; break;
@@ -271,14 +295,6 @@ static int apply_option(config_t *cfg, int opt, const char *arg,
 			goto bad;
 		cfg->mode = CONFIG_PROBE;
 		break;
-	case OPT_METRICS: {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		if (!strchr(arg, '@') || config_parse_addr(arg, 0, &ss, &len) < 0)
-			goto bad;
-		replace(&cfg->metrics, arg);
-		break;
-	}
 	case OPT_VERSION: cfg->mode = CONFIG_VERSION; break;
 	case 'h': cfg->mode = CONFIG_HELP; break;
 	default:
@@ -287,9 +303,10 @@ static int apply_option(config_t *cfg, int opt, const char *arg,
 	}
 	return 0;
 bad:
-	for (const struct option *o = LONG_OPTS; o->name; o++)
-		if (o->val == opt) {
-			snprintf(err, errlen, "--%s: invalid value '%s'", o->name, arg);
+	for (size_t i = 0; i < N_COMMAND_OPTS; i++)
+		if (COMMAND_OPTS[i].val == opt) {
+			snprintf(err, errlen, "--%s: invalid value '%s'",
+				 COMMAND_OPTS[i].name, arg);
 			return -1;
 		}
 	snprintf(err, errlen, "invalid value '%s'", arg);
@@ -346,14 +363,15 @@ static void finish(config_t *cfg)
 }
 
 /* -c must be known before the other options, which override the file. */
-static const char *find_config_file(int argc, char **argv)
+static const char *find_config_file(int argc, char **argv,
+				    const getopt_tables_t *t)
 {
 	const char *file = NULL;
 	int opt;
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":c:l:u:dvqh", LONG_OPTS, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, t->shortopts, t->longopts, NULL)) != -1)
 		if (opt == 'c')
 			file = optarg;
 	return file;
@@ -362,9 +380,13 @@ static const char *find_config_file(int argc, char **argv)
 int config_from_args(config_t *cfg, int argc, char **argv,
 		     char *err, size_t errlen)
 {
-	const char *file = find_config_file(argc, argv);
-	int opt, listen_seen = 0;
+	getopt_tables_t t;
+	const char *file;
+	unsigned char seen[64] = { 0 };
+	int opt;
 
+	make_getopt_tables(&t);
+	file = find_config_file(argc, argv, &t);
 	set_defaults(cfg);
 	if (file) {
 		cfg->config_file = xstrdup(file);
@@ -373,14 +395,19 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 	}
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":c:l:u:dvqh", LONG_OPTS, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, t.shortopts, t.longopts, NULL)) != -1) {
+		const config_setting_t *s = setting_of_option(opt);
+		int rc;
+
 		if (opt == '?' || opt == ':') {
 			const char *what = argv[optind - 1];
 			snprintf(err, errlen, opt == ':' ? "%s: missing value"
 				 : "unknown option '%s' (see --help)", what);
 			return -1;
 		}
-		if (apply_option(cfg, opt, optarg, &listen_seen, err, errlen) < 0)
+		rc = s ? apply_setting(cfg, s, optarg, seen, err, errlen)
+		       : apply_command(cfg, opt, optarg, err, errlen);
+		if (rc < 0)
 			return -1;
 	}
 	if (optind < argc) {
@@ -417,33 +444,10 @@ static void print_group(const config_group_t *g, FILE *out)
 
 void config_print(const config_t *cfg, FILE *out)
 {
-	static const char *const levels[] = { "error", "warning", "info", "debug" };
-	static const char *const policies[] = { "rtt", "round-robin", "ordered" };
-
 	fprintf(out, "# effective configuration%s%s\n[server]\n",
 		cfg->config_file ? " from " : "",
 		cfg->config_file ? cfg->config_file : "");
-	for (size_t i = 0; i < cfg->nlisten; i++)
-		fprintf(out, "listen = %s\n", cfg->listen[i].text);
-	fprintf(out, "log-level = %s\n", levels[cfg->log_level]);
-	fprintf(out, "query-timeout = %u\nattempt-timeout = %u\n"
-		"connect-timeout = %u\nidle-timeout = %u\n"
-		"tcp-client-timeout = %u\nmax-inflight = %u\npool-size = %u\n"
-		"max-waiting = %u\npolicy = %s\ntcp-fastopen = %s\n"
-		"padding-block = %u\nmax-tcp-clients = %u\ncache-size = %u\n"
-		"threads = %u\n",
-		cfg->query_timeout_ms, cfg->attempt_timeout_ms,
-		cfg->connect_timeout_ms, cfg->idle_timeout_ms,
-		cfg->tcp_client_timeout_ms, cfg->max_inflight, cfg->pool_size,
-		cfg->max_waiting, policies[cfg->policy],
-		cfg->tcp_fastopen ? "yes" : "no", cfg->padding_block,
-		cfg->max_tcp_clients, cfg->cache_size, cfg->threads);
-	if (cfg->user)
-		fprintf(out, "user = %s\n", cfg->user);
-	if (cfg->pidfile)
-		fprintf(out, "pidfile = %s\n", cfg->pidfile);
-	if (cfg->metrics)
-		fprintf(out, "metrics = %s\n", cfg->metrics);
+	config_settings_print(cfg, out);
 	if (cfg->cli.nservers > 0) {
 		print_group(&cfg->cli, out);
 		return;
@@ -457,21 +461,19 @@ void config_usage(FILE *out)
 	fputs("Usage: dotstub [options]\n"
 	      "DNS-over-TLS stub resolver: plain DNS in on loopback, TLS out.\n\n"
 	      "  -c, --config FILE               configuration file\n"
-	      "  -l, --listen ADDR[@PORT]        UDP+TCP listener, repeatable\n"
-	      "                                  (default 127.0.0.1@53, ::1@53)\n"
 	      "  -u, --upstream IP[@PORT][#NAME] DoT upstream, repeatable\n"
 	      "                                  (default Cloudflare, cloudflare-dns.com)\n"
 	      "      --ca-file FILE              PEM trust anchors instead of the system store\n"
 	      "      --pin BASE64                SPKI SHA-256 pin, repeatable\n"
-	      "      --user USER                 drop privileges after binding\n"
-	      "  -d, --daemonize                 detach, log to syslog\n"
-	      "      --pidfile FILE              write the PID after binding\n"
 	      "  -v, --verbose                   debug logging\n"
 	      "  -q, --quiet                     warnings and errors only\n"
 	      "      --check-config              validate, print the effective configuration\n"
-	      "      --probe IP[@PORT][#NAME]    connect once, show the chain and verdict\n"
-	      "      --metrics ADDR@PORT         Prometheus metrics at http://ADDR:PORT/metrics\n"
-	      "      --version, -h, --help\n", out);
+	      "      --probe IP[@PORT][#NAME]    connect once, show the chain and verdict\n",
+	      out);
+	config_settings_usage(out);
+	fputs("      --version, -h, --help\n\n"
+	      "Every setting of the configuration file's [server] section, with its\n"
+	      "value now: dotstub --check-config; their ranges: dotstub(8).\n", out);
 }
 
 void config_free(config_t *cfg)

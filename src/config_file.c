@@ -19,42 +19,6 @@
  *
  * Every key is in one of the tables below; anything else is an error. */
 
-typedef enum {
-	K_UINT, K_STRING, K_LISTEN, K_LEVEL, K_ADDR_PORT, K_POLICY, K_BOOL,
-} key_type_t;
-
-typedef struct {
-	const char *name;
-	key_type_t type;
-	size_t offset;     /* into config_t */
-	unsigned min, max;
-} key_t_;
-
-#define UINT_KEY(n, field, lo, hi) { n, K_UINT, offsetof(config_t, field), lo, hi }
-#define STR_KEY(n, field) { n, K_STRING, offsetof(config_t, field), 0, 0 }
-
-static const key_t_ SERVER_KEYS[] = {
-	{ "listen", K_LISTEN, 0, 0, 0 },
-	{ "log-level", K_LEVEL, 0, 0, 0 },
-	STR_KEY("user", user),
-	STR_KEY("pidfile", pidfile),
-	{ "metrics", K_ADDR_PORT, offsetof(config_t, metrics), 0, 0 },
-	UINT_KEY("query-timeout", query_timeout_ms, 100, 60000),
-	UINT_KEY("attempt-timeout", attempt_timeout_ms, 100, 60000),
-	UINT_KEY("max-waiting", max_waiting, 0, 1000000),
-	UINT_KEY("cache-size", cache_size, 0, 1u << 30),
-	{ "policy", K_POLICY, 0, 0, 0 },
-	{ "tcp-fastopen", K_BOOL, offsetof(config_t, tcp_fastopen), 0, 0 },
-	UINT_KEY("connect-timeout", connect_timeout_ms, 100, 60000),
-	UINT_KEY("idle-timeout", idle_timeout_ms, 0, 3600000),
-	UINT_KEY("tcp-client-timeout", tcp_client_timeout_ms, 1000, 600000),
-	UINT_KEY("max-inflight", max_inflight, 1, 32768),
-	UINT_KEY("pool-size", pool_size, 1, 64),
-	UINT_KEY("padding-block", padding_block, 0, 1024),
-	UINT_KEY("max-tcp-clients", max_tcp_clients, 1, 65536),
-	UINT_KEY("threads", threads, 1, 64),
-};
-
 typedef struct {
 	config_t *cfg;
 	char err[300];
@@ -73,92 +37,17 @@ static int error(parse_state_t *st, const char *fmt, ...)
 	return 0;  /* inih: stop, and report this line */
 }
 
-static int set_string(parse_state_t *st, const key_t_ *k, const char *value)
-{
-	char **dst = (char **)((char *)st->cfg + k->offset);
-
-	free(*dst);
-	*dst = xstrdup(value);
-	return 1;
-}
-
-static int set_uint(parse_state_t *st, const key_t_ *k, const char *value)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(value, &end, 10);
-	if (!value[0] || *end || errno || value[0] == '-' || v < k->min || v > k->max) {
-		snprintf(st->err, sizeof(st->err),
-			 "%s: invalid value '%s' (expected %u..%u)", k->name, value,
-			 k->min, k->max);
-		return 0;
-	}
-	*(unsigned *)((char *)st->cfg + k->offset) = (unsigned)v;
-	return 1;
-}
-
-static int set_level(parse_state_t *st, const char *value)
-{
-	static const char *const names[] = { "error", "warning", "info", "debug" };
-
-	for (int i = 0; i < 4; i++)
-		if (strcmp(value, names[i]) == 0) {
-			st->cfg->log_level = i;
-			return 1;
-		}
-	return error(st, "log-level: invalid value '%s' (error, warning, info, debug)", value);
-}
-
-static int set_word(parse_state_t *st, const char *key, const char *value,
-		    const char *const *words, size_t n, int *dst)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(value, words[i]) == 0) {
-			*dst = (int)i;
-			return 1;
-		}
-	return error(st, "%s: invalid value '%s'", key, value);
-}
-
+/* A [server] key: a row of the settings table (config_settings.c). */
 static int server_key(parse_state_t *st, const char *name, const char *value)
 {
-	for (size_t i = 0; i < sizeof(SERVER_KEYS) / sizeof(SERVER_KEYS[0]); i++) {
-		const key_t_ *k = &SERVER_KEYS[i];
-		struct sockaddr_storage ss;
-		socklen_t len;
+	const config_setting_t *s = config_setting_find(name);
+	char why[200];
 
-		if (strcmp(k->name, name) != 0)
-			continue;
-		switch (k->type) {
-		case K_UINT:
-			return set_uint(st, k, value);
-		case K_LEVEL:
-			return set_level(st, value);
-		case K_LISTEN:
-			if (config_add_listen(st->cfg, value, 0) < 0)
-				return error(st, "listen: invalid address '%s'", value);
-			return 1;
-		case K_ADDR_PORT:
-			if (!strchr(value, '@') || config_parse_addr(value, 0, &ss, &len) < 0)
-				return error(st, "%s: invalid value '%s' (expected ADDR@PORT)",
-					     k->name, value);
-			return set_string(st, k, value);
-		case K_STRING:
-			return set_string(st, k, value);
-		case K_POLICY: {
-			static const char *const p[] = { "rtt", "round-robin", "ordered" };
-			return set_word(st, k->name, value, p, 3, &st->cfg->policy);
-		}
-		case K_BOOL: {
-			static const char *const b[] = { "no", "yes" };
-			return set_word(st, k->name, value, b, 2,
-					(int *)((char *)st->cfg + k->offset));
-		}
-		}
-	}
-	return error(st, "unknown key '%s' in [server]", name);
+	if (!s)
+		return error(st, "unknown key '%s' in [server]", name);
+	if (config_setting_set(st->cfg, s, value, why, sizeof(why)) < 0)
+		return error(st, "%s: %s", name, why);
+	return 1;
 }
 
 /* The group a "[upstream LABEL]" section names, made on first sight. */

@@ -94,6 +94,56 @@ typedef struct {
 	int tcp_fastopen;
 } config_t;
 
+/* The settings table (config_settings.c): one row per [server] setting. */
+typedef enum {
+	SET_UINT,       /* unsigned, min..max */
+	SET_WORD,       /* one of words[], stored as an int index */
+	SET_FLAG,       /* command line only, no value: sets an int to 1 */
+	SET_STRING,     /* char *, owned */
+	SET_ADDR_PORT,  /* char *, owned, "ADDR@PORT" checked */
+	SET_LISTEN,     /* repeatable: config_add_listen() */
+} config_type_t;
+
+typedef struct {
+	const char *key;          /* in the file's [server]; NULL: flag only */
+	const char *flag;         /* long option; NULL: file only */
+	int short_flag;           /* 0: none */
+	config_type_t type;
+	size_t offset;            /* into config_t */
+	const char *def;          /* as the file writes it; NULL: unset. A
+				   * repeatable setting's values, space-separated */
+	unsigned min, max;        /* SET_UINT */
+	const char *const *words; /* SET_WORD, NULL-terminated */
+	const char *arg;          /* what the value looks like, for help */
+	const char *help;
+} config_setting_t;
+
+extern const config_setting_t CONFIG_SETTINGS[];
+extern const size_t CONFIG_NSETTINGS;
+
+/* The row of a file key, or NULL. */
+const config_setting_t *config_setting_find(const char *key);
+
+/* Parse value into cfg's field. Returns 0, or -EINVAL with "invalid value
+ * 'VALUE' (expected ...)" in err and cfg unchanged. A repeatable setting
+ * adds a value. */
+int config_setting_set(config_t *cfg, const config_setting_t *s,
+		       const char *value, char *err, size_t errlen);
+
+/* Forget a repeatable setting's values (the command line replaces the
+ * file's). */
+void config_setting_clear(config_t *cfg, const config_setting_t *s);
+
+/* Every default of the table, into a zeroed cfg (repeatable settings get
+ * theirs at the end, when nothing gave any). */
+void config_settings_defaults(config_t *cfg);
+
+/* "key = value" for each setting, in the table's order. */
+void config_settings_print(const config_t *cfg, FILE *out);
+
+/* --help lines of the settings that have a flag. */
+void config_settings_usage(FILE *out);
+
 /* Parse "IP[@PORT]" ("[IPv6]" brackets allowed). Returns 0, or -EINVAL. */
 int config_parse_addr(const char *text, uint16_t default_port,
 		      struct sockaddr_storage *addr, socklen_t *addrlen);

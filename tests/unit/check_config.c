@@ -288,6 +288,108 @@ START_TEST(test_sample_config_is_the_defaults)
 }
 END_TEST
 
+static const char *srcdir_file(char *buf, size_t cap, const char *rel)
+{
+	snprintf(buf, cap, "%s/../%s",
+		 getenv("TESTS_SRCDIR") ? getenv("TESTS_SRCDIR") : "tests", rel);
+	return buf;
+}
+
+/* The [server] lines of the sample file: "key = value" set, ";key = value"
+ * shown commented out. values gets a key's set values, space-separated;
+ * *commented says whether a commented line names it. 1 when it is there. */
+static int sample_lines(FILE *f, const char *key, char *values, size_t cap,
+			int *commented)
+{
+	char line[512];
+	int in_server = 0, found = 0;
+
+	values[0] = '\0';
+	*commented = 0;
+	rewind(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *eq;
+		int off = 0;
+
+		if (line[0] == '[')
+			in_server = strncmp(line, "[server]", 8) == 0;
+		if (!in_server)
+			continue;
+		if (*p == ';') {
+			off = 1;
+			p++;
+		}
+		eq = strstr(p, " = ");
+		if (!eq || (size_t)(eq - p) != strlen(key) || strncmp(p, key, strlen(key)))
+			continue;
+		found = 1;
+		if (off) {
+			*commented = 1;
+			continue;
+		}
+		eq[3 + strcspn(eq + 3, " ;\n")] = '\0';
+		if (values[0])
+			strncat(values, " ", cap - strlen(values) - 1);
+		strncat(values, eq + 3, cap - strlen(values) - 1);
+	}
+	return found;
+}
+
+/* One table for every setting: the sample file lists exactly its keys
+ * with its defaults (unset ones commented out), the man page names each. */
+START_TEST(test_sample_and_man_follow_the_table)
+{
+	char path[1024], line[512], values[256], man[200000];
+	FILE *conf = fopen(srcdir_file(path, sizeof(path), "etc/dotstub.conf"), "r");
+	FILE *mf;
+	size_t mlen;
+	int in_server = 0, commented;
+
+	ck_assert_ptr_nonnull(conf);
+	mf = fopen(srcdir_file(path, sizeof(path), "doc/dotstub.8"), "r");
+	ck_assert_ptr_nonnull(mf);
+	mlen = fread(man, 1, sizeof(man) - 1, mf);
+	man[mlen] = '\0';
+	fclose(mf);
+	for (size_t i = 0; i < CONFIG_NSETTINGS; i++) {
+		const config_setting_t *st = &CONFIG_SETTINGS[i];
+		char roff[64];
+		size_t j = 0;
+
+		if (!st->key)
+			continue;
+		ck_assert_msg(sample_lines(conf, st->key, values, sizeof(values), &commented),
+			      "etc/dotstub.conf lacks '%s'", st->key);
+		if (st->def)
+			ck_assert_msg(strcmp(values, st->def) == 0,
+				      "etc/dotstub.conf: %s = '%s', the table says '%s'",
+				      st->key, values, st->def);
+		else
+			ck_assert_msg(!values[0] && commented,
+				      "etc/dotstub.conf: %s has no default: commented out", st->key);
+		for (const char *k = st->key; *k && j + 3 < sizeof(roff); k++) {
+			if (*k == '-')
+				roff[j++] = '\\';
+			roff[j++] = *k;
+		}
+		roff[j] = '\0';
+		ck_assert_msg(strstr(man, roff), "doc/dotstub.8 does not name '%s'", st->key);
+	}
+	rewind(conf);
+	while (fgets(line, sizeof(line), conf)) {
+		char key[128];
+		const char *p = line[0] == ';' ? line + 1 : line;
+
+		if (line[0] == '[')
+			in_server = strncmp(line, "[server]", 8) == 0;
+		if (in_server && sscanf(p, "%127[a-z-] =", key) == 1 && strstr(p, " = "))
+			ck_assert_msg(config_setting_find(key),
+				      "etc/dotstub.conf has '%s', which the table has not", key);
+	}
+	fclose(conf);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -309,6 +411,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_file_command_line_wins);
 	tcase_add_test(tc, test_file_errors_name_line_and_value);
 	tcase_add_test(tc, test_sample_config_is_the_defaults);
+	tcase_add_test(tc, test_sample_and_man_follow_the_table);
 	suite_add_tcase(s, tc);
 	return s;
 }

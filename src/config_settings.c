@@ -1,0 +1,235 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotstub/config.h"
+#include "dotstub/xmalloc.h"
+
+/* Every [server] setting, once: its key in the configuration file, its
+ * command-line flag, type, place in config_t, default, range and help.
+ * Defaults, the file parser, the command line, --check-config, --help and
+ * the unit test that holds etc/dotstub.conf and the man page to this table
+ * all read it (chrony's conf.c and Knot's conf/schema.c keep one list the
+ * same way). A new setting is a row here plus the code that uses it. */
+
+static const char *const LEVELS[] = { "error", "warning", "info", "debug", NULL };
+static const char *const POLICIES[] = { "rtt", "round-robin", "ordered", NULL };
+static const char *const BOOLS[] = { "no", "yes", NULL };
+
+#define AT(field) offsetof(config_t, field)
+
+const config_setting_t CONFIG_SETTINGS[] = {
+	{ "listen", "listen", 'l', SET_LISTEN, 0, "127.0.0.1@53 ::1@53", 0, 0, NULL,
+	  "ADDR[@PORT]", "UDP+TCP listener, repeatable" },
+	{ "log-level", NULL, 0, SET_WORD, AT(log_level), "info", 0, 0, LEVELS,
+	  NULL, "error, warning, info or debug (-v: debug, -q: warning)" },
+	{ "user", "user", 0, SET_STRING, AT(user), NULL, 0, 0, NULL,
+	  "USER", "drop privileges after binding" },
+	{ NULL, "daemonize", 'd', SET_FLAG, AT(daemonize), NULL, 0, 0, NULL,
+	  NULL, "detach, log to syslog" },
+	{ "pidfile", "pidfile", 0, SET_STRING, AT(pidfile), NULL, 0, 0, NULL,
+	  "FILE", "write the PID after binding" },
+	{ "metrics", "metrics", 0, SET_ADDR_PORT, AT(metrics), NULL, 0, 0, NULL,
+	  "ADDR@PORT", "Prometheus metrics at http://ADDR:PORT/metrics" },
+	{ "query-timeout", NULL, 0, SET_UINT, AT(query_timeout_ms), "4000", 100, 60000,
+	  NULL, NULL, "ms a query may take before SERVFAIL" },
+	{ "attempt-timeout", NULL, 0, SET_UINT, AT(attempt_timeout_ms), "1500", 100, 60000,
+	  NULL, NULL, "ms one upstream gets before a resend" },
+	{ "connect-timeout", NULL, 0, SET_UINT, AT(connect_timeout_ms), "2000", 100, 60000,
+	  NULL, NULL, "ms for TCP connect plus TLS handshake" },
+	{ "idle-timeout", NULL, 0, SET_UINT, AT(idle_timeout_ms), "9000", 0, 3600000,
+	  NULL, NULL, "ms before an idle upstream connection is closed; 0 never" },
+	{ "tcp-client-timeout", NULL, 0, SET_UINT, AT(tcp_client_timeout_ms), "10000",
+	  1000, 600000, NULL, NULL, "ms before an idle client TCP connection is closed" },
+	{ "max-inflight", NULL, 0, SET_UINT, AT(max_inflight), "100", 1, 32768,
+	  NULL, NULL, "queries in flight per upstream connection" },
+	{ "pool-size", NULL, 0, SET_UINT, AT(pool_size), "2", 1, 64,
+	  NULL, NULL, "TLS connections per upstream" },
+	{ "max-waiting", NULL, 0, SET_UINT, AT(max_waiting), "2048", 0, 1000000,
+	  NULL, NULL, "queries held while every connection is full" },
+	{ "policy", NULL, 0, SET_WORD, AT(policy), "rtt", 0, 0, POLICIES,
+	  NULL, "upstream choice: rtt, round-robin or ordered" },
+	{ "tcp-fastopen", NULL, 0, SET_WORD, AT(tcp_fastopen), "no", 0, 0, BOOLS,
+	  NULL, "TCP Fast Open to upstreams" },
+	{ "padding-block", NULL, 0, SET_UINT, AT(padding_block), "128", 0, 1024,
+	  NULL, NULL, "pad queries to a multiple of this; 0 no padding" },
+	/* ~3,500 answers; keeps peak RSS under 8 MiB. */
+	{ "cache-size", NULL, 0, SET_UINT, AT(cache_size), "524288", 0, 1u << 30,
+	  NULL, NULL, "bytes of cached answers; 0 no cache" },
+	{ "max-tcp-clients", NULL, 0, SET_UINT, AT(max_tcp_clients), "256", 1, 65536,
+	  NULL, NULL, "client TCP connections at once" },
+	{ "threads", NULL, 0, SET_UINT, AT(threads), "1", 1, 64,
+	  NULL, NULL, "event loops, each with its own sockets" },
+};
+
+const size_t CONFIG_NSETTINGS = sizeof(CONFIG_SETTINGS) / sizeof(CONFIG_SETTINGS[0]);
+
+const config_setting_t *config_setting_find(const char *key)
+{
+	for (size_t i = 0; i < CONFIG_NSETTINGS; i++)
+		if (CONFIG_SETTINGS[i].key && strcmp(CONFIG_SETTINGS[i].key, key) == 0)
+			return &CONFIG_SETTINGS[i];
+	return NULL;
+}
+
+static void *field(config_t *cfg, const config_setting_t *s)
+{
+	return (char *)cfg + s->offset;
+}
+
+static const void *cfield(const config_t *cfg, const config_setting_t *s)
+{
+	return (const char *)cfg + s->offset;
+}
+
+static int set_uint(config_t *cfg, const config_setting_t *s, const char *value,
+		    char *err, size_t errlen)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (!value[0] || *end || errno || value[0] == '-' || v < s->min || v > s->max) {
+		snprintf(err, errlen, "invalid value '%s' (expected %u..%u)", value,
+			 s->min, s->max);
+		return -EINVAL;
+	}
+	*(unsigned *)field(cfg, s) = (unsigned)v;
+	return 0;
+}
+
+static int set_word(config_t *cfg, const config_setting_t *s, const char *value,
+		    char *err, size_t errlen)
+{
+	size_t used = 0;
+
+	for (int i = 0; s->words[i]; i++)
+		if (strcmp(value, s->words[i]) == 0) {
+			*(int *)field(cfg, s) = i;
+			return 0;
+		}
+	used = (size_t)snprintf(err, errlen, "invalid value '%s' (expected", value);
+	for (int i = 0; s->words[i] && used < errlen; i++)
+		used += (size_t)snprintf(err + used, errlen - used, "%s %s",
+					 i ? "," : "", s->words[i]);
+	if (used < errlen)
+		snprintf(err + used, errlen - used, ")");
+	return -EINVAL;
+}
+
+static void set_string(config_t *cfg, const config_setting_t *s, const char *value)
+{
+	char **dst = field(cfg, s);
+
+	free(*dst);
+	*dst = xstrdup(value);
+}
+
+int config_setting_set(config_t *cfg, const config_setting_t *s,
+		       const char *value, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	switch (s->type) {
+	case SET_UINT:
+		return set_uint(cfg, s, value, err, errlen);
+	case SET_WORD:
+		return set_word(cfg, s, value, err, errlen);
+	case SET_FLAG:
+		*(int *)field(cfg, s) = 1;
+		return 0;
+	case SET_STRING:
+		set_string(cfg, s, value);
+		return 0;
+	case SET_ADDR_PORT:
+		if (!strchr(value, '@') || config_parse_addr(value, 0, &ss, &len) < 0)
+			break;
+		set_string(cfg, s, value);
+		return 0;
+	case SET_LISTEN:
+		if (config_add_listen(cfg, value, 0) < 0)
+			break;
+		return 0;
+	}
+	snprintf(err, errlen, "invalid %s '%s' (expected %s)",
+		 s->type == SET_LISTEN ? "address" : "value", value,
+		 s->arg ? s->arg : "?");
+	return -EINVAL;
+}
+
+void config_setting_clear(config_t *cfg, const config_setting_t *s)
+{
+	if (s->type == SET_LISTEN)
+		cfg->nlisten = 0;
+}
+
+void config_settings_defaults(config_t *cfg)
+{
+	char err[128];
+
+	/* Repeatable settings get theirs at the end (config.c's finish()),
+	 * only when nothing else gave one. */
+	for (size_t i = 0; i < CONFIG_NSETTINGS; i++) {
+		const config_setting_t *s = &CONFIG_SETTINGS[i];
+		if (s->def && s->type != SET_LISTEN)
+			config_setting_set(cfg, s, s->def, err, sizeof(err));
+	}
+}
+
+/* Print one setting's "key = value" lines; nothing when it is unset. */
+static void print_setting(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	const char *str;
+
+	switch (s->type) {
+	case SET_UINT:
+		fprintf(out, "%s = %u\n", s->key, *(const unsigned *)cfield(cfg, s));
+		break;
+	case SET_WORD:
+		fprintf(out, "%s = %s\n", s->key, s->words[*(const int *)cfield(cfg, s)]);
+		break;
+	case SET_FLAG:
+		break;
+	case SET_STRING:
+	case SET_ADDR_PORT:
+		str = *(char *const *)cfield(cfg, s);
+		if (str)
+			fprintf(out, "%s = %s\n", s->key, str);
+		break;
+	case SET_LISTEN:
+		for (size_t i = 0; i < cfg->nlisten; i++)
+			fprintf(out, "%s = %s\n", s->key, cfg->listen[i].text);
+		break;
+	}
+}
+
+void config_settings_print(const config_t *cfg, FILE *out)
+{
+	for (size_t i = 0; i < CONFIG_NSETTINGS; i++)
+		if (CONFIG_SETTINGS[i].key)
+			print_setting(cfg, &CONFIG_SETTINGS[i], out);
+}
+
+void config_settings_usage(FILE *out)
+{
+	for (size_t i = 0; i < CONFIG_NSETTINGS; i++) {
+		const config_setting_t *s = &CONFIG_SETTINGS[i];
+		char left[64];
+
+		if (!s->flag)
+			continue;
+		snprintf(left, sizeof(left), "%c%c%c --%s%s%s",
+			 s->short_flag ? '-' : ' ', s->short_flag ? s->short_flag : ' ',
+			 s->short_flag ? ',' : ' ', s->flag, s->arg ? " " : "",
+			 s->arg ? s->arg : "");
+		fprintf(out, "  %-32s%s", left, s->help);
+		if (s->def)
+			fprintf(out, " (default %s)", s->def);
+		fputc('\n', out);
+	}
+}
