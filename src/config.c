@@ -10,6 +10,7 @@
 
 #include "dotstub/config.h"
 #include "dotstub/log.h"
+#include "dotstub/netutil.h"
 #include "dotstub/xmalloc.h"
 
 static const char *const DEFAULT_LISTEN[] = { "127.0.0.1@53", "::1@53" };
@@ -95,21 +96,6 @@ static int valid_name(const char *name)
 	return 1;
 }
 
-/* "IP@PORT" for logs, brackets-free like the command line. */
-static void format_addr(const struct sockaddr_storage *addr, char *ip,
-			size_t iplen, uint16_t *port)
-{
-	if (addr->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)addr;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen);
-		*port = ntohs(in6->sin6_port);
-	} else {
-		const struct sockaddr_in *in4 = (const void *)addr;
-		inet_ntop(AF_INET, &in4->sin_addr, ip, (socklen_t)iplen);
-		*port = ntohs(in4->sin_port);
-	}
-}
-
 int config_parse_upstream(const char *text, config_upstream_t *u)
 {
 	char addr[64];
@@ -129,7 +115,7 @@ int config_parse_upstream(const char *text, config_upstream_t *u)
 			return -EINVAL;
 		snprintf(u->name, sizeof(u->name), "%s", hash + 1);
 	}
-	format_addr(&u->addr, u->ip_text, sizeof(u->ip_text), &port);
+	net_ip_port(&u->addr, u->ip_text, sizeof(u->ip_text), &port);
 	snprintf(u->text, sizeof(u->text), "%s@%u%s%s", u->ip_text, port,
 		 u->name[0] ? "#" : "", u->name);
 	return 0;
@@ -144,7 +130,7 @@ int config_add_listen(config_t *cfg, const char *text, int optional)
 	memset(&l, 0, sizeof(l));
 	if (config_parse_addr(text, CONFIG_DNS_PORT, &l.addr, &l.addrlen) < 0)
 		return -EINVAL;
-	format_addr(&l.addr, ip, sizeof(ip), &port);
+	net_ip_port(&l.addr, ip, sizeof(ip), &port);
 	snprintf(l.text, sizeof(l.text), "%s@%u", ip, port);
 	l.optional = optional;
 	cfg->listen = xrealloc(cfg->listen, (cfg->nlisten + 1) * sizeof(l));

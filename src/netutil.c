@@ -39,19 +39,27 @@ fail:
 	return -1;
 }
 
-void net_format(const struct sockaddr_storage *ss, char *buf, size_t cap)
+void net_ip_port(const struct sockaddr_storage *ss, char *ip, size_t iplen,
+		 uint16_t *port)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
+	snprintf(ip, iplen, "?");
+	*port = 0;
 	if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)ss;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(in6->sin6_port);
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen);
+		*port = ntohs(in6->sin6_port);
 	} else if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *in4 = (const void *)ss;
-		inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof(ip));
-		port = ntohs(in4->sin_port);
+		inet_ntop(AF_INET, &in4->sin_addr, ip, (socklen_t)iplen);
+		*port = ntohs(in4->sin_port);
 	}
+}
+
+void net_format(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN];
+	uint16_t port;
+
+	net_ip_port(ss, ip, sizeof(ip), &port);
 	snprintf(buf, cap, "%s@%u", ip, port);
 }

@@ -392,12 +392,6 @@ void upstream_cancel(upstream_set_t *set, dot_req_t *req)
 		dot_conn_cancel(req);
 }
 
-const char *upstream_name(const void *upstream)
-{
-	const upstream_t *u = upstream;
-
-	return u ? u->cfg->text : "(none)";
-}
 
 void upstream_set_drain(upstream_set_t *set)
 {

@@ -3,6 +3,7 @@
 #define DOTSTUB_NETUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "dotstub/config.h"
@@ -13,6 +14,11 @@
  * address and the failing call. */
 int net_bind(const config_listen_t *addr, int type, int shared, char *err,
 	     size_t errlen);
+
+/* The address as text (brackets-free, as the command line writes it) and
+ * the port; "?" and 0 for a family that is neither IPv4 nor IPv6. */
+void net_ip_port(const struct sockaddr_storage *ss, char *ip, size_t iplen,
+		 uint16_t *port);
 
 /* "IP@PORT" of a peer, for logs. */
 void net_format(const struct sockaddr_storage *ss, char *buf, size_t cap);

@@ -40,9 +40,6 @@ int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
 /* Withdraw req, queued or in flight; no callback follows. */
 void upstream_cancel(upstream_set_t *set, dot_req_t *req);
 
-/* The upstream's "IP@PORT#NAME", for logs. */
-const char *upstream_name(const void *upstream);
-
 /* Stop taking queries: drain every connection (shutdown). */
 void upstream_set_drain(upstream_set_t *set);
 
