@@ -6,7 +6,7 @@
 #include "dotstub/cache.h"
 #include "dotstub/xmalloc.h"
 
-/* The key is the question in wire form, case-folded, plus one byte for
+/* The key is the question in wire form, its name case-folded, plus one byte for
  * the DO bit (a DNSSEC-aware client gets signatures, others not) and the
  * CD bit (an answer that skipped validation must not reach clients that
  * rely on it). */
@@ -37,10 +37,7 @@ static size_t entry_size(const entry_t *e)
 
 static size_t make_key(const dnsmsg_query_t *q, uint8_t *key)
 {
-	for (size_t i = 0; i < q->question_len; i++) {
-		uint8_t ch = q->question[i];
-		key[i] = ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
-	}
+	dnsmsg_fold_question(q->question, q->question_len, key);
 	key[q->question_len] = (uint8_t)(q->edns_do | q->cd << 1);
 	return q->question_len + 1;
 }

@@ -365,25 +365,37 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 	return o.len;
 }
 
-static int tolower_ascii(int c)
+static uint8_t fold_case(uint8_t c)
 {
-	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + ('a' - 'A')) : c;
+}
+
+/* Label length bytes are below 64, so folding case byte by byte never
+ * changes them: the folded wire form compares names label by label. The
+ * last four bytes are QTYPE and QCLASS, numbers that are never folded
+ * (type 97 is 'a', type 65 is 'A'). */
+void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out)
+{
+	size_t name_len = len >= 4 ? len - 4 : 0;
+
+	for (size_t i = 0; i < name_len; i++)
+		out[i] = fold_case(question[i]);
+	memcpy(out + name_len, question + name_len, len - name_len);
 }
 
 int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 			  const uint8_t *question, size_t question_len)
 {
-	if (len < DNSMSG_HEADER_LEN + question_len || !DNS_HEADER_QR(ans) ||
-	    DNS_HEADER_QDCOUNT(ans) != 1)
-		return 0;
-	/* Label length bytes are below 64, so folding case byte by byte
-	 * never changes them: comparing the folded wire forms compares the
-	 * names label by label. */
 	const uint8_t *a = ans + DNSMSG_HEADER_LEN;
-	for (size_t i = 0; i < question_len; i++)
-		if (tolower_ascii(a[i]) != tolower_ascii(question[i]))
+	size_t name_len = question_len - 4;
+
+	if (question_len < 5 || len < DNSMSG_HEADER_LEN + question_len ||
+	    !DNS_HEADER_QR(ans) || DNS_HEADER_QDCOUNT(ans) != 1)
+		return 0;
+	for (size_t i = 0; i < name_len; i++)
+		if (fold_case(a[i]) != fold_case(question[i]))
 			return 0;
-	return 1;
+	return memcmp(a + name_len, question + name_len, 4) == 0;
 }
 
 /* Copy the additional section with the OPT rewritten for the client: no

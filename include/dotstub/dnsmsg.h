@@ -82,9 +82,15 @@ void dnsmsg_set_id(uint8_t *msg, uint16_t id);
 uint16_t dnsmsg_get_id(const uint8_t *msg);
 
 /* 1 when `ans` is a response (QR=1) whose single question equals
- * `question` (names compared case-insensitively), else 0. */
+ * `question`: the name compared case-insensitively (ASCII), QTYPE and
+ * QCLASS exactly. Else 0. */
 int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 			  const uint8_t *question, size_t question_len);
+
+/* The question (wire form, `len` bytes) as a lookup key into out (`len`
+ * bytes): the name's ASCII letters folded to lower case, QTYPE and QCLASS
+ * as they are. */
+void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out);
 
 /* The answer as the client gets it: the client's ID, the padding option
  * removed (and the whole OPT when the client sent none), and, when longer

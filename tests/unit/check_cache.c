@@ -11,19 +11,25 @@
 
 #include "check_main.h"
 
-static size_t make_query(uint8_t *out, const char *name, int edns_do,
-			 dnsmsg_query_t *q)
+static size_t make_query_type(uint8_t *out, const char *name, int type,
+			      int edns_do, dnsmsg_query_t *q)
 {
 	unsigned char *buf;
 	int len;
 
-	ck_assert_int_eq(ares_create_query(name, 1, 1, 7, 1, &buf, &len, 1232), 0);
+	ck_assert_int_eq(ares_create_query(name, 1, type, 7, 1, &buf, &len, 1232), 0);
 	memcpy(out, buf, (size_t)len);
 	ares_free_string(buf);
 	if (edns_do)
 		out[len - 4] |= 0x80;   /* the OPT's DO bit: flags, high byte */
 	ck_assert_int_eq(dnsmsg_parse_query(out, (size_t)len, q), DNSMSG_OK);
 	return (size_t)len;
+}
+
+static size_t make_query(uint8_t *out, const char *name, int edns_do,
+			 dnsmsg_query_t *q)
+{
+	return make_query_type(out, name, 1, edns_do, q);
 }
 
 /* An answer to the query in m: one A record with `ttl`, or (rcode 3) an
@@ -163,6 +169,26 @@ START_TEST(test_lru_eviction_by_bytes)
 }
 END_TEST
 
+/* The key folds the name's case only: QTYPE 97 ('a') and 65 ('A') are
+ * two questions. */
+START_TEST(test_key_folds_only_the_name)
+{
+	cache_t *c = cache_create(1 << 20);
+	uint8_t m[512], a[512];
+	dnsmsg_query_t q65, q97, upper;
+	const uint8_t *msg;
+	size_t len, n = make_query_type(m, "www.example.test", 65, 0, &q65);
+	uint32_t age;
+
+	cache_store(c, &q65, a, make_answer(a, m, n, 0, 300, 0), 0.0);
+	make_query_type(m, "WWW.EXAMPLE.TEST", 65, 0, &upper);
+	ck_assert_int_eq(cache_lookup(c, &upper, 1.0, &msg, &len, &age), 1);
+	make_query_type(m, "www.example.test", 97, 0, &q97);
+	ck_assert_int_eq(cache_lookup(c, &q97, 1.0, &msg, &len, &age), 0);
+	cache_destroy(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -171,6 +197,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_hit_miss_expiry_aging);
 	tcase_add_test(tc, test_negative_and_uncacheable);
 	tcase_add_test(tc, test_lru_eviction_by_bytes);
+	tcase_add_test(tc, test_key_folds_only_the_name);
 	suite_add_tcase(s, tc);
 	return s;
 }

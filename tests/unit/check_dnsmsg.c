@@ -363,6 +363,29 @@ START_TEST(test_answer_matching)
 }
 END_TEST
 
+/* Only the name is compared without regard to case: QTYPE 97 is 'a' and
+ * 65 is 'A' in ASCII, and an answer for one is no answer for the other. */
+START_TEST(test_answer_matching_folds_only_the_name)
+{
+	uint8_t m[512], other[512], ans[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 65, 0, 1);
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t on = make_query(other, "WWW.example.TEST", 65, 0, 1);
+	size_t a = make_answer(ans, other, on, 10, 0);
+	ck_assert_int_eq(dnsmsg_answer_matches(ans, a, q.question, q.question_len), 1);
+	on = make_query(other, "www.example.test", 97, 0, 1);
+	a = make_answer(ans, other, on, 10, 0);
+	ck_assert_int_eq(dnsmsg_answer_matches(ans, a, q.question, q.question_len), 0);
+	/* QCLASS likewise: 0x0041 is not 0x0061. */
+	a = make_answer(ans, m, n, 10, 0);
+	ans[12 + q.question_len - 1] = 0x61;
+	q.question[q.question_len - 1] = 0x41;
+	ck_assert_int_eq(dnsmsg_answer_matches(ans, a, q.question, q.question_len), 0);
+}
+END_TEST
+
 START_TEST(test_unreadable_answer)
 {
 	uint8_t m[512], ans[4096], out[4096];
@@ -419,6 +442,7 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_truncation_without_edns);
 	tcase_add_test(tc, test_whole_answer_with_edns_and_tcp);
 	tcase_add_test(tc, test_answer_matching);
+	tcase_add_test(tc, test_answer_matching_folds_only_the_name);
 	tcase_add_test(tc, test_unreadable_answer);
 	tcase_add_test(tc, test_keepalive);
 	suite_add_tcase(s, tc);
