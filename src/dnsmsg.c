@@ -314,6 +314,19 @@ static void put_padding(struct out *o, size_t block, size_t limit)
 	}
 }
 
+/* The client's OPT is replaced, or ours added (OPT_EMPTY_LEN); then the
+ * empty keepalive option and the padding option's own header (4 each),
+ * then up to a block less one of padding: round up, not add a block, or
+ * a query needing block-3 bytes and more of padding would not fit. */
+size_t dnsmsg_padded_size(size_t len, size_t pad_block)
+{
+	size_t n = len + OPT_EMPTY_LEN + 4;
+
+	if (pad_block > 0)
+		n = (n + 4 + pad_block - 1) / pad_block * pad_block;
+	return n < DNSMSG_MAX ? n : DNSMSG_MAX;
+}
+
 size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			     const dnsmsg_query_t *q, uint16_t id,
 			     size_t pad_block, uint8_t *out, size_t cap)

@@ -77,6 +77,12 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			     const dnsmsg_query_t *q, uint16_t id,
 			     size_t pad_block, uint8_t *out, size_t cap);
 
+/* The room dnsmsg_build_upstream() needs for a client query of `len`
+ * bytes padded to `pad_block` (0: no padding): enough for our OPT, the
+ * keepalive and the whole padding option, so that no query ever goes
+ * unpadded for want of space. At most DNSMSG_MAX. */
+size_t dnsmsg_padded_size(size_t len, size_t pad_block);
+
 /* Replace the ID of a message of at least a header's length. */
 void dnsmsg_set_id(uint8_t *msg, uint16_t id);
 uint16_t dnsmsg_get_id(const uint8_t *msg);

@@ -162,9 +162,11 @@ START_TEST(test_error_reply)
 }
 END_TEST
 
+/* Every query leaves padded to the block, in the room query.c gives it
+ * (dnsmsg_padded_size()): names of every presentation length 1..253, with
+ * and without the client's OPT. */
 START_TEST(test_padding_multiple_of_block)
 {
-	/* Query names of every presentation length 1..253. */
 	for (size_t plen = 1; plen <= 253; plen++) {
 		char name[300];
 		uint8_t m[512], up[1024];
@@ -180,9 +182,12 @@ START_TEST(test_padding_multiple_of_block)
 		for (int edns = 0; edns <= 1; edns++) {
 			size_t n = make_query(m, name, 1, edns ? 1232 : 0, 1);
 			ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
-			size_t u = dnsmsg_build_upstream(m, n, &q, 0x4242, 128, up, sizeof(up));
-			ck_assert_msg(u > 0 && u % 128 == 0, "name length %zu: %zu bytes",
-				      plen, u);
+			size_t cap = dnsmsg_padded_size(n, 128);
+			ck_assert_uint_le(cap, sizeof(up));
+			size_t u = dnsmsg_build_upstream(m, n, &q, 0x4242, 128, up, cap);
+			ck_assert_msg(u > 0 && u % 128 == 0,
+				      "name length %zu, edns %d: %zu bytes in %zu",
+				      plen, edns, u, cap);
 			ck_assert_int_eq(find_opt(up, u, &udp, &padded), 1);
 			ck_assert_int_eq(padded, 1);
 			ck_assert_uint_eq(DNS_HEADER_QID(up), 0x4242);
@@ -192,6 +197,9 @@ START_TEST(test_padding_multiple_of_block)
 			ck_assert_mem_eq(q2.question, q.question, q.question_len);
 		}
 	}
+	/* Without padding: the OPT and the keepalive fit exactly. */
+	ck_assert_uint_eq(dnsmsg_padded_size(40, 0), 40 + 11 + 4);
+	ck_assert_uint_eq(dnsmsg_padded_size(65530, 128), DNSMSG_MAX);
 }
 END_TEST
 
