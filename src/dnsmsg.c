@@ -8,8 +8,24 @@
 #include "dotstub/dnsmsg.h"
 
 #define TYPE_OPT 41
-#define OPT_PADDING 12
-#define OPT_KEEPALIVE 11  /* RFC 7828: hop-by-hop, never passed through */
+#define OPT_ECS 8         /* RFC 7871 */
+#define OPT_EXPIRE 9      /* RFC 7314 */
+#define OPT_COOKIE 10     /* RFC 7873 */
+#define OPT_KEEPALIVE 11  /* RFC 7828 */
+#define OPT_PADDING 12    /* RFC 7830 */
+#define OPT_BIT(code) (1u << (code))
+/* Options that belong to one transport, not to the message: never passed
+ * on, in either direction. */
+#define OPTS_HOP (OPT_BIT(OPT_KEEPALIVE) | OPT_BIT(OPT_PADDING))
+/* Not sent upstream: the client's subnet (dotstub never tells anyone
+ * where its clients are) and its cookie (a cookie is between a client
+ * and the server it talks to: dotstub, not the upstream). */
+#define OPTS_NOT_UPSTREAM (OPTS_HOP | OPT_BIT(OPT_ECS) | OPT_BIT(OPT_COOKIE))
+/* Not kept nor passed to clients: what the upstream said to us as its
+ * client — its server cookie (replayed, it would link clients), the
+ * subnet it answered for, a zone's expiry. */
+#define OPTS_NOT_TO_CLIENTS (OPTS_HOP | OPT_BIT(OPT_ECS) | \
+			     OPT_BIT(OPT_EXPIRE) | OPT_BIT(OPT_COOKIE))
 #define RR_FIXED_LEN 10
 #define OPT_EMPTY_LEN (1 + RR_FIXED_LEN)
 
@@ -139,17 +155,18 @@ static int options_valid(const uint8_t *m, const struct rr *opt)
 	return 1;
 }
 
-/* Copy the options of an OPT record but the hop-by-hop ones (padding,
- * keepalive), which belong to one transport, not to the message. */
-static void put_options_unpadded(struct out *o, const uint8_t *m,
-				 const struct rr *opt)
+/* Copy the options of an OPT record (checked by options_valid()) but
+ * those in `drop`, a set of OPT_BIT()s: one walk, straight into the
+ * message being built. Codes from 32 up are kept. */
+static void put_options_except(struct out *o, const uint8_t *m,
+			       const struct rr *opt, uint32_t drop)
 {
 	size_t p = opt->rdata;
 
 	while (p + 4 <= opt->end) {
 		size_t olen = get16(m + p + 2);
 		uint16_t code = get16(m + p);
-		if (code != OPT_PADDING && code != OPT_KEEPALIVE)
+		if (code >= 32 || !(drop & OPT_BIT(code)))
 			put(o, m + p, 4 + olen);
 		p += 4 + olen;
 	}
@@ -355,13 +372,13 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			kept++;
 		}
 	}
-	/* Our OPT goes last: the client's flags and options, minus any
-	 * padding of its own, then ours. */
+	/* Our OPT goes last: the client's flags and options, minus its
+	 * padding, subnet and cookie, then ours. */
 	size_t opt_at = o.len;
 	put_opt_header(&o, have_opt ? opt.rclass : DNSMSG_EDNS_UDP_SIZE,
 		       have_opt ? opt.ttl : 0, 0);
 	if (have_opt)
-		put_options_unpadded(&o, msg, &opt);
+		put_options_except(&o, msg, &opt, OPTS_NOT_UPSTREAM);
 	/* Ask for the server's idle timeout (RFC 7828) so that we close
 	 * before it does. */
 	put16(&o, OPT_KEEPALIVE);
@@ -412,7 +429,7 @@ int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 }
 
 /* Copy the additional section with the OPT rewritten for the client: no
- * padding, our UDP size; dropped entirely when the client sent no OPT.
+ * per-hop options (OPTS_NOT_TO_CLIENTS), our UDP size; dropped entirely when the client sent no OPT.
  * Sets *opt_out and *opt_len to where the OPT went (length 0: none). */
 static int put_additional(struct out *o, const uint8_t *ans, size_t len,
 			  size_t *off, unsigned count, int client_edns,
@@ -435,7 +452,7 @@ static int put_additional(struct out *o, const uint8_t *ans, size_t len,
 			continue;
 		*opt_out = o->len;
 		put_opt_header(o, DNSMSG_EDNS_UDP_SIZE, rr.ttl, 0);
-		put_options_unpadded(o, ans, &rr);
+		put_options_except(o, ans, &rr, OPTS_NOT_TO_CLIENTS);
 		*opt_len = o->len - *opt_out;
 		size_t rdlen = *opt_len - OPT_EMPTY_LEN;
 		if (!o->full) {
@@ -470,8 +487,8 @@ static size_t truncate_to(uint8_t *out, const dnsmsg_query_t *q, size_t max,
 	return at + opt_len;
 }
 
-/* The answer with its OPT's padding and keepalive removed (the whole OPT
- * when keep_opt is 0); *opt_at, *opt_len: where that OPT is in out. */
+/* The answer with its OPT's per-hop options removed (the whole OPT when
+ * keep_opt is 0); *opt_at, *opt_len: where that OPT is in out. */
 static size_t copy_answer(const uint8_t *ans, size_t len, int keep_opt,
 			  uint8_t *out, size_t cap, size_t *opt_at,
 			  size_t *opt_len)

@@ -70,8 +70,9 @@ size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
 /* The message to send upstream: the client's query with `id`, its OPT
  * (added when missing, so that padding has a home) with an empty EDNS
  * keepalive option (RFC 7828) and padded with the padding option to a
- * multiple of `pad_block` bytes (0: no padding). The client's own padding
- * and keepalive options are not passed on.
+ * multiple of `pad_block` bytes (0: no padding). The client's own padding,
+ * keepalive, Client Subnet (RFC 7871) and COOKIE (RFC 7873) options are
+ * not passed on.
  * Returns the length written, or 0 when it does not fit in cap. */
 size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			     const dnsmsg_query_t *q, uint16_t id,
@@ -98,8 +99,9 @@ int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
  * as they are. */
 void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out);
 
-/* The answer as the client gets it: the client's ID, the padding option
- * removed (and the whole OPT when the client sent none), and, when longer
+/* The answer as the client gets it: the client's ID, the per-hop options
+ * removed as in dnsmsg_strip_answer() (and the whole OPT when the client
+ * sent none), and, when longer
  * than `max` (the client's UDP size; 0 = no limit, TCP), cut to header,
  * question and OPT with TC=1. Returns the length written, 0 when the
  * answer cannot be read (the caller answers SERVFAIL). */
@@ -108,7 +110,8 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 				  uint8_t *out, size_t cap);
 
 /* The upstream's answer as it is kept (in the cache) and built from: the
- * padding and keepalive options removed, the OPT itself, the ID and
+ * options that were for dotstub as the upstream's client removed (padding,
+ * keepalive, COOKIE, Client Subnet, EXPIRE), the OPT itself, the ID and
  * everything else kept. Returns the length, 0 when it cannot be read. */
 size_t dnsmsg_strip_answer(const uint8_t *ans, size_t len, uint8_t *out,
 			   size_t cap);

@@ -394,6 +394,104 @@ START_TEST(test_answer_matching_folds_only_the_name)
 }
 END_TEST
 
+/* Append an EDNS option (code, `olen` bytes of 0x5a) to the OPT record
+ * that starts at opt_at and ends the message (*n bytes). */
+static void add_option(uint8_t *m, size_t *n, size_t opt_at, unsigned code,
+		       size_t olen)
+{
+	put16(m + *n, code);
+	put16(m + *n + 2, (unsigned)olen);
+	memset(m + *n + 4, 0x5a, olen);
+	*n += 4 + olen;
+	put16(m + opt_at + 9, DNS__16BIT(m + opt_at + 9) + 4 + (unsigned)olen);
+}
+
+/* The option codes of a message's OPT record, as a bit set of codes < 32
+ * (-1 when it has no OPT). */
+static long opt_codes(const uint8_t *m, size_t len)
+{
+	size_t off = 12;
+	unsigned counts = DNS_HEADER_ANCOUNT(m) + DNS_HEADER_NSCOUNT(m) +
+			  DNS_HEADER_ARCOUNT(m);
+	char *name;
+	long enclen, codes = -1;
+
+	for (unsigned i = 0; i < DNS_HEADER_QDCOUNT(m) + counts; i++) {
+		ck_assert_int_eq(ares_expand_name(m + off, m, (int)len, &name, &enclen), 0);
+		ares_free_string(name);
+		off += (size_t)enclen;
+		if (i < DNS_HEADER_QDCOUNT(m)) {
+			off += 4;
+			continue;
+		}
+		unsigned type = DNS_RR_TYPE(m + off), rdlen = DNS_RR_LEN(m + off);
+		for (size_t p = off + 10; type == 41 && p + 4 <= off + 10 + rdlen;
+		     p += 4 + DNS__16BIT(m + p + 2)) {
+			ck_assert_uint_lt(DNS__16BIT(m + p), 32);
+			codes = (codes < 0 ? 0 : codes) | 1L << DNS__16BIT(m + p);
+		}
+		if (type == 41 && codes < 0)
+			codes = 0;
+		off += 10 + rdlen;
+	}
+	ck_assert_uint_eq(off, len);
+	return codes;
+}
+
+#define BIT(code) (1L << (code))
+enum { NSID = 3, ECS = 8, EXPIRE = 9, COOKIE = 10, KEEPALIVE = 11,
+       PADDING = 12, EDE = 15 };
+
+/* A client's subnet and cookie never go upstream (privacy; a cookie is
+ * between two hops); other options do. */
+START_TEST(test_upstream_strips_ecs_and_cookie)
+{
+	uint8_t m[512], up[1024];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+	size_t opt_at = n - 11;
+
+	add_option(m, &n, opt_at, ECS, 7);
+	add_option(m, &n, opt_at, NSID, 0);
+	add_option(m, &n, opt_at, COOKIE, 8);
+	add_option(m, &n, opt_at, COOKIE, 24);
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t u = dnsmsg_build_upstream(m, n, &q, 2, 128, up,
+					 dnsmsg_padded_size(n, 128));
+	ck_assert_uint_eq(u % 128, 0);
+	ck_assert_int_eq(opt_codes(up, u), BIT(NSID) | BIT(KEEPALIVE) | BIT(PADDING));
+}
+END_TEST
+
+/* What an upstream says to its own client (server cookie, the subnet it
+ * answered for, zone expiry, keepalive, padding) is not kept in the cache
+ * nor passed to clients; what describes the answer (NSID, EDE) is. */
+START_TEST(test_answer_strips_per_hop_options)
+{
+	uint8_t m[512], ans[4096], kept[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t a = make_answer(ans, m, n, 10, 30);
+	size_t opt_at = a - 11 - 4 - 30;
+	add_option(ans, &a, opt_at, COOKIE, 24);
+	add_option(ans, &a, opt_at, ECS, 7);
+	add_option(ans, &a, opt_at, NSID, 4);
+	add_option(ans, &a, opt_at, EXPIRE, 4);
+	add_option(ans, &a, opt_at, KEEPALIVE, 2);
+	add_option(ans, &a, opt_at, EDE, 2);
+	ck_assert_int_eq(opt_codes(ans, a), BIT(PADDING) | BIT(COOKIE) | BIT(ECS) |
+			 BIT(NSID) | BIT(EXPIRE) | BIT(KEEPALIVE) | BIT(EDE));
+	size_t k = dnsmsg_strip_answer(ans, a, kept, sizeof(kept));
+	ck_assert_uint_gt(k, 0);
+	ck_assert_int_eq(opt_codes(kept, k), BIT(NSID) | BIT(EDE));
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_uint_gt(r, 0);
+	ck_assert_int_eq(opt_codes(out, r), BIT(NSID) | BIT(EDE));
+}
+END_TEST
+
 START_TEST(test_unreadable_answer)
 {
 	uint8_t m[512], ans[4096], out[4096];
@@ -445,12 +543,14 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_padding_multiple_of_block);
 	tcase_add_test(tc, test_strip_answer);
 	tcase_add_test(tc, test_no_padding_when_off);
+	tcase_add_test(tc, test_upstream_strips_ecs_and_cookie);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("answer");
 	tcase_add_test(tc, test_truncation_without_edns);
 	tcase_add_test(tc, test_whole_answer_with_edns_and_tcp);
 	tcase_add_test(tc, test_answer_matching);
 	tcase_add_test(tc, test_answer_matching_folds_only_the_name);
+	tcase_add_test(tc, test_answer_strips_per_hop_options);
 	tcase_add_test(tc, test_unreadable_answer);
 	tcase_add_test(tc, test_keepalive);
 	suite_add_tcase(s, tc);
