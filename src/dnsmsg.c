@@ -531,8 +531,12 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 	size_t opt_at, opt_len;
 	size_t n = copy_answer(ans, len, q->edns, out, cap, &opt_at, &opt_len);
 
-	if (n == 0)
+	if (n == 0 || !dnsmsg_answer_matches(out, n, q->question, q->question_len))
 		return 0;
+	/* The client's own spelling of the name (the cache holds the first
+	 * asker's): clients that randomise its case (0x20) check it. The
+	 * match above makes it the same length, in the same place. */
+	memcpy(out + DNSMSG_HEADER_LEN, q->question, q->question_len);
 	DNS_HEADER_SET_QID(out, q->id);
 	if (max > 0 && n > max)
 		return truncate_to(out, q, max, opt_at, opt_len);

@@ -99,12 +99,13 @@ int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
  * as they are. */
 void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out);
 
-/* The answer as the client gets it: the client's ID, the per-hop options
+/* The answer as the client gets it: the client's ID and its question
+ * exactly as it sent it (letter case included), the per-hop options
  * removed as in dnsmsg_strip_answer() (and the whole OPT when the client
- * sent none), and, when longer
- * than `max` (the client's UDP size; 0 = no limit, TCP), cut to header,
- * question and OPT with TC=1. Returns the length written, 0 when the
- * answer cannot be read (the caller answers SERVFAIL). */
+ * sent none), and, when longer than `max` (the client's UDP size; 0 = no
+ * limit, TCP), cut to header, question and OPT with TC=1. Returns the
+ * length written, 0 when the answer cannot be read or is not for q's
+ * question (the caller answers SERVFAIL). */
 size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 				  const dnsmsg_query_t *q, size_t max,
 				  uint8_t *out, size_t cap);

@@ -492,6 +492,34 @@ START_TEST(test_answer_strips_per_hop_options)
 }
 END_TEST
 
+/* An answer (cached for, or sent upstream by, another client) goes back
+ * with the asking client's own question bytes: clients that randomise
+ * the case of their names (0x20) check them. */
+START_TEST(test_answer_echoes_client_question)
+{
+	uint8_t m[512], first[512], ans[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+	size_t fn = make_query(first, "WwW.ExAmPlE.test", 1, 1232, 2);
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t a = make_answer(ans, first, fn, 100, 0);
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_uint_gt(r, 0);
+	ck_assert_mem_eq(out + 12, q.question, q.question_len);
+	ck_assert_int_eq(DNS_HEADER_ANCOUNT(out), 1);
+	/* Truncated for a small UDP client, the same. */
+	a = make_answer(ans, first, fn, 3000, 0);
+	r = dnsmsg_build_client_answer(ans, a, &q, 512, out, sizeof(out));
+	ck_assert_int_eq(DNS_HEADER_TC(out), 1);
+	ck_assert_mem_eq(out + 12, q.question, q.question_len);
+	/* An answer to another question is no answer for this client. */
+	fn = make_query(first, "www.example.tesx", 1, 1232, 2);
+	a = make_answer(ans, first, fn, 100, 0);
+	ck_assert_uint_eq(dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out)), 0);
+}
+END_TEST
+
 START_TEST(test_unreadable_answer)
 {
 	uint8_t m[512], ans[4096], out[4096];
@@ -551,6 +579,7 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_answer_matching);
 	tcase_add_test(tc, test_answer_matching_folds_only_the_name);
 	tcase_add_test(tc, test_answer_strips_per_hop_options);
+	tcase_add_test(tc, test_answer_echoes_client_question);
 	tcase_add_test(tc, test_unreadable_answer);
 	tcase_add_test(tc, test_keepalive);
 	suite_add_tcase(s, tc);
