@@ -24,6 +24,7 @@ typedef struct entry {
 
 struct cache {
 	size_t max_bytes;
+	uint32_t max_ttl;
 	entry_t **buckets;
 	size_t nbuckets;
 	entry_t *head, *tail;
@@ -52,11 +53,12 @@ static uint32_t hash_key(const uint8_t *key, size_t len)
 	return h;
 }
 
-cache_t *cache_create(size_t max_bytes)
+cache_t *cache_create(size_t max_bytes, uint32_t max_ttl)
 {
 	cache_t *c = xcalloc(1, sizeof(*c));
 
 	c->max_bytes = max_bytes;
+	c->max_ttl = max_ttl;
 	c->nbuckets = INITIAL_BUCKETS;
 	c->buckets = xcalloc(c->nbuckets, sizeof(entry_t *));
 	return c;
@@ -143,8 +145,10 @@ void cache_store(cache_t *c, const dnsmsg_query_t *q, const uint8_t *msg,
 	long ttl;
 	entry_t *e;
 
-	if (!c->max_bytes || (ttl = dnsmsg_cache_ttl(msg, len)) <= 0)
+	if (!c->max_bytes || !q->rd || (ttl = dnsmsg_cache_ttl(msg, len)) <= 0)
 		return;
+	if (ttl > (long)c->max_ttl)
+		ttl = (long)c->max_ttl;
 	keylen = make_key(q, key);
 	uint32_t hash = hash_key(key, keylen);
 	if ((e = find(c, key, keylen, hash)) != NULL)
@@ -157,6 +161,8 @@ void cache_store(cache_t *c, const dnsmsg_query_t *q, const uint8_t *msg,
 	e->msglen = len;
 	memcpy(e->data, key, keylen);
 	memcpy(e->data + keylen, msg, len);
+	/* Aged from here, the TTLs given out stay within the cap too. */
+	dnsmsg_cap_ttls(e->data + keylen, len, c->max_ttl);
 	if (entry_size(e) > c->max_bytes) {
 		free(e);
 		return;

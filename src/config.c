@@ -203,6 +203,9 @@ static void set_defaults(config_t *cfg)
 	cfg->max_tcp_clients = 256;
 	cfg->max_waiting = 2048;
 	cfg->cache_size = 512 << 10;  /* ~3,500 answers; keeps peak RSS under 8 MiB */
+	/* A day, as unbound's cache-max-ttl: an upstream's TTL of 2^31-1
+	 * would otherwise pin an answer until it is evicted. */
+	cfg->cache_max_ttl = 86400;
 	cfg->threads = 1;
 	cfg->policy = POLICY_RTT;
 	snprintf(cfg->cli.label, sizeof(cfg->cli.label), "command line");
@@ -431,13 +434,14 @@ void config_print(const config_t *cfg, FILE *out)
 		"tcp-client-timeout = %u\nmax-inflight = %u\npool-size = %u\n"
 		"max-waiting = %u\npolicy = %s\ntcp-fastopen = %s\n"
 		"padding-block = %u\nmax-tcp-clients = %u\ncache-size = %u\n"
-		"threads = %u\n",
+		"cache-max-ttl = %u\nthreads = %u\n",
 		cfg->query_timeout_ms, cfg->attempt_timeout_ms,
 		cfg->connect_timeout_ms, cfg->idle_timeout_ms,
 		cfg->tcp_client_timeout_ms, cfg->max_inflight, cfg->pool_size,
 		cfg->max_waiting, policies[cfg->policy],
 		cfg->tcp_fastopen ? "yes" : "no", cfg->padding_block,
-		cfg->max_tcp_clients, cfg->cache_size, cfg->threads);
+		cfg->max_tcp_clients, cfg->cache_size, cfg->cache_max_ttl,
+		cfg->threads);
 	if (cfg->user)
 		fprintf(out, "user = %s\n", cfg->user);
 	if (cfg->pidfile)

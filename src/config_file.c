@@ -43,6 +43,7 @@ static const key_t_ SERVER_KEYS[] = {
 	UINT_KEY("attempt-timeout", attempt_timeout_ms, 100, 60000),
 	UINT_KEY("max-waiting", max_waiting, 0, 1000000),
 	UINT_KEY("cache-size", cache_size, 0, 1u << 30),
+	UINT_KEY("cache-max-ttl", cache_max_ttl, 1, 604800),
 	{ "policy", K_POLICY, 0, 0, 0 },
 	{ "tcp-fastopen", K_BOOL, offsetof(config_t, tcp_fastopen), 0, 0 },
 	UINT_KEY("connect-timeout", connect_timeout_ms, 100, 60000),

@@ -240,6 +240,7 @@ dnsmsg_verdict_t dnsmsg_parse_query(const uint8_t *msg, size_t len,
 	if (len < DNSMSG_HEADER_LEN || DNS_HEADER_QR(msg))
 		return DNSMSG_DROP;
 	q->cd = (msg[3] & 0x10) != 0;
+	q->rd = DNS_HEADER_RD(msg) != 0;
 	if (DNS_HEADER_QDCOUNT(msg) >= 1)
 		read_question(msg, len, q, &off);
 	if (DNS_HEADER_OPCODE(msg) != 0)
@@ -538,6 +539,10 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 	 * match above makes it the same length, in the same place. */
 	memcpy(out + DNSMSG_HEADER_LEN, q->question, q->question_len);
 	DNS_HEADER_SET_QID(out, q->id);
+	/* RD is copied from the query (RFC 1035 4.1.1): the cached answer
+	 * may have been for a client that set it otherwise. (ares_dns.h's
+	 * DNS_HEADER_SET_RD can only set the bit.) */
+	out[2] = (uint8_t)((out[2] & ~0x01) | (q->rd ? 0x01 : 0));
 	if (max > 0 && n > max)
 		return truncate_to(out, q, max, opt_at, opt_len);
 	return n;
@@ -668,6 +673,21 @@ static void age_one(const uint8_t *m, const struct rr *rr, void *arg)
 	if (rr->type == TYPE_OPT)
 		return;
 	DNS__SET32BIT(p, rr->ttl > age ? rr->ttl - age : 0);
+}
+
+static void cap_one(const uint8_t *m, const struct rr *rr, void *arg)
+{
+	uint32_t max = *(const uint32_t *)arg;
+	uint8_t *p = (uint8_t *)m + rr->fixed + 4;
+
+	if (rr->type != TYPE_OPT && rr->ttl > max)
+		DNS__SET32BIT(p, max);
+}
+
+void dnsmsg_cap_ttls(uint8_t *msg, size_t len, uint32_t max)
+{
+	if (len >= DNSMSG_HEADER_LEN)
+		each_rr(msg, len, cap_one, &max);
 }
 
 void dnsmsg_age_ttls(uint8_t *msg, size_t len, uint32_t age)

@@ -68,7 +68,7 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->loop = loop;
 	env->cfg = cfg;
 	env->ups = upstreams;
-	env->cache = cache_create(cfg->cache_size);
+	env->cache = cache_create(cfg->cache_size, cfg->cache_max_ttl);
 	return env;
 }
 

@@ -46,6 +46,7 @@ typedef struct {
 	int edns;          /* the client sent an OPT record */
 	int edns_do;       /* ... with the DO bit */
 	int cd;            /* checking disabled: DNSSEC failures not filtered */
+	int rd;            /* recursion desired */
 	/* Largest answer the client takes over UDP: 512 without EDNS, else its
 	 * advertised payload size (never below 512). */
 	uint16_t udp_max;
@@ -99,8 +100,8 @@ int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
  * as they are. */
 void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out);
 
-/* The answer as the client gets it: the client's ID and its question
- * exactly as it sent it (letter case included), the per-hop options
+/* The answer as the client gets it: the client's ID, RD bit and question
+ * exactly as it sent them (letter case included), the per-hop options
  * removed as in dnsmsg_strip_answer() (and the whole OPT when the client
  * sent none), and, when longer than `max` (the client's UDP size; 0 = no
  * limit, TCP), cut to header, question and OPT with TC=1. Returns the
@@ -132,6 +133,10 @@ int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len);
  * NOERROR or NXDOMAIN response, truncated, unreadable, or nothing to
  * take a TTL from. */
 long dnsmsg_cache_ttl(const uint8_t *msg, size_t len);
+
+/* Bring every TTL above `max` (the OPT excepted) down to `max`. The
+ * message must be readable (as dnsmsg_cache_ttl() found it). */
+void dnsmsg_cap_ttls(uint8_t *msg, size_t len, uint32_t max);
 
 /* Subtract `age` seconds from every TTL (the OPT excepted), not below 0.
  * The message must be readable (as dnsmsg_cache_ttl() found it). */

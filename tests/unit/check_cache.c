@@ -68,7 +68,7 @@ static size_t make_answer(uint8_t *out, const uint8_t *m, size_t n,
 
 START_TEST(test_hit_miss_expiry_aging)
 {
-	cache_t *c = cache_create(1 << 20);
+	cache_t *c = cache_create(1 << 20, 86400);
 	uint8_t m[512], a[512], copy[512];
 	dnsmsg_query_t q;
 	const uint8_t *msg;
@@ -110,7 +110,7 @@ END_TEST
 
 START_TEST(test_negative_and_uncacheable)
 {
-	cache_t *c = cache_create(1 << 20);
+	cache_t *c = cache_create(1 << 20, 86400);
 	uint8_t m[512], a[512];
 	dnsmsg_query_t q;
 	const uint8_t *msg;
@@ -140,7 +140,7 @@ END_TEST
 
 START_TEST(test_lru_eviction_by_bytes)
 {
-	cache_t *c = cache_create(2000);
+	cache_t *c = cache_create(2000, 86400);
 	uint8_t m[512], a[512];
 	dnsmsg_query_t q[40];
 	const uint8_t *msg;
@@ -162,7 +162,7 @@ START_TEST(test_lru_eviction_by_bytes)
 	ck_assert_int_eq(cache_lookup(c, &q[39], 0.0, &msg, &len, &age), 1);
 	cache_destroy(c);
 	/* Size 0: no cache. */
-	c = cache_create(0);
+	c = cache_create(0, 86400);
 	cache_store(c, &q[0], a, 40, 0.0);
 	ck_assert_int_eq(cache_lookup(c, &q[0], 0.0, &msg, &len, &age), 0);
 	cache_destroy(c);
@@ -173,7 +173,7 @@ END_TEST
  * two questions. */
 START_TEST(test_key_folds_only_the_name)
 {
-	cache_t *c = cache_create(1 << 20);
+	cache_t *c = cache_create(1 << 20, 86400);
 	uint8_t m[512], a[512];
 	dnsmsg_query_t q65, q97, upper;
 	const uint8_t *msg;
@@ -189,6 +189,65 @@ START_TEST(test_key_folds_only_the_name)
 }
 END_TEST
 
+/* An answer to an RD=0 query is whatever the upstream had at hand (a
+ * referral, say): not an answer for the recursive queries of others. */
+START_TEST(test_rd0_answers_not_kept)
+{
+	cache_t *c = cache_create(1 << 20, 86400);
+	uint8_t m[512], a[512];
+	dnsmsg_query_t q, norec;
+	const uint8_t *msg;
+	size_t len, n = make_query(m, "www.example.test", 0, &q);
+	size_t alen = make_answer(a, m, n, 0, 300, 0);
+	uint32_t age;
+
+	m[2] &= (uint8_t)~0x01;   /* RD=0 */
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &norec), DNSMSG_OK);
+	a[2] &= (uint8_t)~0x01;
+	cache_store(c, &norec, a, alen, 0.0);
+	ck_assert_uint_eq(cache_stats(c)->stored, 0);
+	ck_assert_int_eq(cache_lookup(c, &q, 1.0, &msg, &len, &age), 0);
+	/* An RD=1 answer is kept, and serves RD=0 questions too. */
+	a[2] |= 0x01;
+	cache_store(c, &q, a, alen, 0.0);
+	ck_assert_int_eq(cache_lookup(c, &norec, 1.0, &msg, &len, &age), 1);
+	cache_destroy(c);
+}
+END_TEST
+
+/* A TTL of 2^31-1 is kept for the cap (86400 by default), and the copy
+ * given out carries TTLs no higher. */
+START_TEST(test_ttl_capped)
+{
+	cache_t *c = cache_create(1 << 20, 86400);
+	uint8_t m[512], a[512], copy[512];
+	dnsmsg_query_t q;
+	const uint8_t *msg;
+	size_t len, n = make_query(m, "www.example.test", 0, &q);
+	size_t alen = make_answer(a, m, n, 0, 0x7fffffff, 0);
+	uint32_t age;
+
+	cache_store(c, &q, a, alen, 0.0);
+	ck_assert_int_eq(cache_lookup(c, &q, 10.0, &msg, &len, &age), 1);
+	memcpy(copy, msg, len);
+	dnsmsg_age_ttls(copy, len, age);
+	ck_assert_int_eq(dnsmsg_cache_ttl(copy, len), 86400 - 10);
+	ck_assert_int_eq(cache_lookup(c, &q, 86400.5, &msg, &len, &age), 0);
+	cache_destroy(c);
+	/* Another cap, and an answer below it kept as it is. */
+	c = cache_create(1 << 20, 100);
+	cache_store(c, &q, a, alen, 0.0);
+	ck_assert_int_eq(cache_lookup(c, &q, 0.0, &msg, &len, &age), 1);
+	ck_assert_int_eq(dnsmsg_cache_ttl(msg, len), 100);
+	ck_assert_int_eq(cache_lookup(c, &q, 100.5, &msg, &len, &age), 0);
+	alen = make_answer(a, m, n, 0, 60, 0);
+	cache_store(c, &q, a, alen, 200.0);
+	ck_assert_int_eq(cache_lookup(c, &q, 200.0, &msg, &len, &age), 1);
+	ck_assert_int_eq(dnsmsg_cache_ttl(msg, len), 60);
+	cache_destroy(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -198,6 +257,8 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_negative_and_uncacheable);
 	tcase_add_test(tc, test_lru_eviction_by_bytes);
 	tcase_add_test(tc, test_key_folds_only_the_name);
+	tcase_add_test(tc, test_rd0_answers_not_kept);
+	tcase_add_test(tc, test_ttl_capped);
 	suite_add_tcase(s, tc);
 	return s;
 }

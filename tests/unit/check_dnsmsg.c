@@ -520,6 +520,54 @@ START_TEST(test_answer_echoes_client_question)
 }
 END_TEST
 
+/* The header's RD is the client's (RFC 1035 4.1.1: copied from the
+ * query), whoever asked first: a cached RD=1 answer serves RD=0 too. */
+START_TEST(test_answer_echoes_client_rd)
+{
+	uint8_t m[512], ans[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 0, 1);
+	size_t a = make_answer(ans, m, n, 100, 0);
+
+	ck_assert_int_eq(DNS_HEADER_RD(ans), 1);
+	m[2] &= (uint8_t)~0x01;
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	ck_assert_int_eq(q.rd, 0);
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_uint_gt(r, 0);
+	ck_assert_int_eq(DNS_HEADER_RD(out), 0);
+	m[2] |= 0x01;
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	ans[2] &= (uint8_t)~0x01;
+	r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_int_eq(DNS_HEADER_RD(out), 1);
+}
+END_TEST
+
+/* Every TTL but the OPT's (its TTL field holds flags) brought down to
+ * the cap. */
+START_TEST(test_cap_ttls)
+{
+	static const uint8_t big[4] = { 0x7f, 0x7f, 0x7f, 0x7f };
+	uint8_t m[512], ans[4096];
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+	size_t a = make_answer(ans, m, n, 600, 0);   /* TXT of 255, 255, 90 */
+	size_t off = n - 11, opt = a - 15;
+
+	for (int i = 0; i < 3; i++) {
+		memcpy(ans + off + 6, big, 4);
+		off += 12 + 1 + ans[off + 12];
+	}
+	ck_assert_uint_eq(off, opt);
+	memcpy(ans + opt + 5, big, 4);
+	ck_assert_int_eq(dnsmsg_cache_ttl(ans, a), 0x7f7f7f7f);
+	dnsmsg_cap_ttls(ans, a, 3600);
+	ck_assert_int_eq(dnsmsg_cache_ttl(ans, a), 3600);
+	ck_assert_uint_eq(DNS__32BIT(ans + n - 11 + 6), 3600);
+	ck_assert_mem_eq(ans + opt + 5, big, 4);
+}
+END_TEST
+
 START_TEST(test_unreadable_answer)
 {
 	uint8_t m[512], ans[4096], out[4096];
@@ -580,6 +628,8 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_answer_matching_folds_only_the_name);
 	tcase_add_test(tc, test_answer_strips_per_hop_options);
 	tcase_add_test(tc, test_answer_echoes_client_question);
+	tcase_add_test(tc, test_answer_echoes_client_rd);
+	tcase_add_test(tc, test_cap_ttls);
 	tcase_add_test(tc, test_unreadable_answer);
 	tcase_add_test(tc, test_keepalive);
 	suite_add_tcase(s, tc);
