@@ -6,10 +6,10 @@
 #include "dotstub/cache.h"
 #include "dotstub/xmalloc.h"
 
-/* The key is the question in wire form, its name case-folded, plus one byte for
- * the DO bit (a DNSSEC-aware client gets signatures, others not) and the
- * CD bit (an answer that skipped validation must not reach clients that
- * rely on it). */
+/* The key is the question in wire form, its name case-folded, plus one
+ * byte for the DO bit (a DNSSEC-aware client gets signatures, others not)
+ * and the CD bit (an answer that skipped validation must not reach
+ * clients that rely on it). RD is not in it: only RD=1 answers are kept. */
 #define KEY_MAX (DNSMSG_QUESTION_MAX + 1)
 #define INITIAL_BUCKETS 1024
 

@@ -418,11 +418,12 @@ int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 			  const uint8_t *question, size_t question_len)
 {
 	const uint8_t *a = ans + DNSMSG_HEADER_LEN;
-	size_t name_len = question_len - 4;
+	size_t name_len;
 
 	if (question_len < 5 || len < DNSMSG_HEADER_LEN + question_len ||
 	    !DNS_HEADER_QR(ans) || DNS_HEADER_QDCOUNT(ans) != 1)
 		return 0;
+	name_len = question_len - 4;
 	for (size_t i = 0; i < name_len; i++)
 		if (fold_case(a[i]) != fold_case(question[i]))
 			return 0;
@@ -430,7 +431,8 @@ int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 }
 
 /* Copy the additional section with the OPT rewritten for the client: no
- * per-hop options (OPTS_NOT_TO_CLIENTS), our UDP size; dropped entirely when the client sent no OPT.
+ * per-hop options (OPTS_NOT_TO_CLIENTS), our UDP size; dropped entirely
+ * when the client sent no OPT.
  * Sets *opt_out and *opt_len to where the OPT went (length 0: none). */
 static int put_additional(struct out *o, const uint8_t *ans, size_t len,
 			  size_t *off, unsigned count, int client_edns,
