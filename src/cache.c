@@ -6,10 +6,10 @@
 #include "dotstub/cache.h"
 #include "dotstub/xmalloc.h"
 
-/* The key is the question in wire form, case-folded, plus one byte for
- * the DO bit (a DNSSEC-aware client gets signatures, others not) and the
- * CD bit (an answer that skipped validation must not reach clients that
- * rely on it). */
+/* The key is the question in wire form, its name case-folded, plus one
+ * byte for the DO bit (a DNSSEC-aware client gets signatures, others not)
+ * and the CD bit (an answer that skipped validation must not reach
+ * clients that rely on it). RD is not in it: only RD=1 answers are kept. */
 #define KEY_MAX (DNSMSG_QUESTION_MAX + 1)
 #define INITIAL_BUCKETS 1024
 
@@ -24,6 +24,7 @@ typedef struct entry {
 
 struct cache {
 	size_t max_bytes;
+	uint32_t max_ttl;
 	entry_t **buckets;
 	size_t nbuckets;
 	entry_t *head, *tail;
@@ -37,10 +38,7 @@ static size_t entry_size(const entry_t *e)
 
 static size_t make_key(const dnsmsg_query_t *q, uint8_t *key)
 {
-	for (size_t i = 0; i < q->question_len; i++) {
-		uint8_t ch = q->question[i];
-		key[i] = ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
-	}
+	dnsmsg_fold_question(q->question, q->question_len, key);
 	key[q->question_len] = (uint8_t)(q->edns_do | q->cd << 1);
 	return q->question_len + 1;
 }
@@ -55,11 +53,12 @@ static uint32_t hash_key(const uint8_t *key, size_t len)
 	return h;
 }
 
-cache_t *cache_create(size_t max_bytes)
+cache_t *cache_create(size_t max_bytes, uint32_t max_ttl)
 {
 	cache_t *c = xcalloc(1, sizeof(*c));
 
 	c->max_bytes = max_bytes;
+	c->max_ttl = max_ttl;
 	c->nbuckets = INITIAL_BUCKETS;
 	c->buckets = xcalloc(c->nbuckets, sizeof(entry_t *));
 	return c;
@@ -146,8 +145,10 @@ void cache_store(cache_t *c, const dnsmsg_query_t *q, const uint8_t *msg,
 	long ttl;
 	entry_t *e;
 
-	if (!c->max_bytes || (ttl = dnsmsg_cache_ttl(msg, len)) <= 0)
+	if (!c->max_bytes || !q->rd || (ttl = dnsmsg_cache_ttl(msg, len)) <= 0)
 		return;
+	if (ttl > (long)c->max_ttl)
+		ttl = (long)c->max_ttl;
 	keylen = make_key(q, key);
 	uint32_t hash = hash_key(key, keylen);
 	if ((e = find(c, key, keylen, hash)) != NULL)
@@ -160,6 +161,8 @@ void cache_store(cache_t *c, const dnsmsg_query_t *q, const uint8_t *msg,
 	e->msglen = len;
 	memcpy(e->data, key, keylen);
 	memcpy(e->data + keylen, msg, len);
+	/* Aged from here, the TTLs given out stay within the cap too. */
+	dnsmsg_cap_ttls(e->data + keylen, len, c->max_ttl);
 	if (entry_size(e) > c->max_bytes) {
 		free(e);
 		return;

@@ -34,12 +34,16 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	  "FILE", "write the PID after binding" },
 	{ "metrics", "metrics", 0, SET_ADDR_PORT, AT(metrics), NULL, 0, 0, NULL,
 	  "ADDR@PORT", "Prometheus metrics at http://ADDR:PORT/metrics" },
+	/* Stub clients (glibc, dig) give up after 5 s: a SERVFAIL must come
+	 * before that to be of use. */
 	{ "query-timeout", NULL, 0, SET_UINT, AT(query_timeout_ms), "4000", 100, 60000,
 	  NULL, NULL, "ms a query may take before SERVFAIL" },
+	/* A second upstream still gets a fair turn inside the deadline. */
 	{ "attempt-timeout", NULL, 0, SET_UINT, AT(attempt_timeout_ms), "1500", 100, 60000,
 	  NULL, NULL, "ms one upstream gets before a resend" },
 	{ "connect-timeout", NULL, 0, SET_UINT, AT(connect_timeout_ms), "2000", 100, 60000,
 	  NULL, NULL, "ms for TCP connect plus TLS handshake" },
+	/* Cloudflare resets idle DoT connections after 10 s. */
 	{ "idle-timeout", NULL, 0, SET_UINT, AT(idle_timeout_ms), "9000", 0, 3600000,
 	  NULL, NULL, "ms before an idle upstream connection is closed; 0 never" },
 	{ "tcp-client-timeout", NULL, 0, SET_UINT, AT(tcp_client_timeout_ms), "10000",
@@ -59,6 +63,10 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	/* ~3,500 answers; keeps peak RSS under 8 MiB. */
 	{ "cache-size", NULL, 0, SET_UINT, AT(cache_size), "524288", 0, 1u << 30,
 	  NULL, NULL, "bytes of cached answers; 0 no cache" },
+	/* A day, as unbound's cache-max-ttl: an upstream's TTL of 2^31-1
+	 * would otherwise pin an answer until it is evicted. */
+	{ "cache-max-ttl", NULL, 0, SET_UINT, AT(cache_max_ttl), "86400", 1, 604800,
+	  NULL, NULL, "seconds an answer is cached at most" },
 	{ "max-tcp-clients", NULL, 0, SET_UINT, AT(max_tcp_clients), "256", 1, 65536,
 	  NULL, NULL, "client TCP connections at once" },
 	{ "threads", NULL, 0, SET_UINT, AT(threads), "1", 1, 64,

@@ -8,8 +8,24 @@
 #include "dotstub/dnsmsg.h"
 
 #define TYPE_OPT 41
-#define OPT_PADDING 12
-#define OPT_KEEPALIVE 11  /* RFC 7828: hop-by-hop, never passed through */
+#define OPT_ECS 8         /* RFC 7871 */
+#define OPT_EXPIRE 9      /* RFC 7314 */
+#define OPT_COOKIE 10     /* RFC 7873 */
+#define OPT_KEEPALIVE 11  /* RFC 7828 */
+#define OPT_PADDING 12    /* RFC 7830 */
+#define OPT_BIT(code) (1u << (code))
+/* Options that belong to one transport, not to the message: never passed
+ * on, in either direction. */
+#define OPTS_HOP (OPT_BIT(OPT_KEEPALIVE) | OPT_BIT(OPT_PADDING))
+/* Not sent upstream: the client's subnet (dotstub never tells anyone
+ * where its clients are) and its cookie (a cookie is between a client
+ * and the server it talks to: dotstub, not the upstream). */
+#define OPTS_NOT_UPSTREAM (OPTS_HOP | OPT_BIT(OPT_ECS) | OPT_BIT(OPT_COOKIE))
+/* Not kept nor passed to clients: what the upstream said to us as its
+ * client — its server cookie (replayed, it would link clients), the
+ * subnet it answered for, a zone's expiry. */
+#define OPTS_NOT_TO_CLIENTS (OPTS_HOP | OPT_BIT(OPT_ECS) | \
+			     OPT_BIT(OPT_EXPIRE) | OPT_BIT(OPT_COOKIE))
 #define RR_FIXED_LEN 10
 #define OPT_EMPTY_LEN (1 + RR_FIXED_LEN)
 
@@ -139,17 +155,18 @@ static int options_valid(const uint8_t *m, const struct rr *opt)
 	return 1;
 }
 
-/* Copy the options of an OPT record but the hop-by-hop ones (padding,
- * keepalive), which belong to one transport, not to the message. */
-static void put_options_unpadded(struct out *o, const uint8_t *m,
-				 const struct rr *opt)
+/* Copy the options of an OPT record (checked by options_valid()) but
+ * those in `drop`, a set of OPT_BIT()s: one walk, straight into the
+ * message being built. Codes from 32 up are kept. */
+static void put_options_except(struct out *o, const uint8_t *m,
+			       const struct rr *opt, uint32_t drop)
 {
 	size_t p = opt->rdata;
 
 	while (p + 4 <= opt->end) {
 		size_t olen = get16(m + p + 2);
 		uint16_t code = get16(m + p);
-		if (code != OPT_PADDING && code != OPT_KEEPALIVE)
+		if (code >= 32 || !(drop & OPT_BIT(code)))
 			put(o, m + p, 4 + olen);
 		p += 4 + olen;
 	}
@@ -223,6 +240,7 @@ dnsmsg_verdict_t dnsmsg_parse_query(const uint8_t *msg, size_t len,
 	if (len < DNSMSG_HEADER_LEN || DNS_HEADER_QR(msg))
 		return DNSMSG_DROP;
 	q->cd = (msg[3] & 0x10) != 0;
+	q->rd = DNS_HEADER_RD(msg) != 0;
 	if (DNS_HEADER_QDCOUNT(msg) >= 1)
 		read_question(msg, len, q, &off);
 	if (DNS_HEADER_OPCODE(msg) != 0)
@@ -314,6 +332,19 @@ static void put_padding(struct out *o, size_t block, size_t limit)
 	}
 }
 
+/* The client's OPT is replaced, or ours added (OPT_EMPTY_LEN); then the
+ * empty keepalive option and the padding option's own header (4 each),
+ * then up to a block less one of padding: round up, not add a block, or
+ * a query needing block-3 bytes and more of padding would not fit. */
+size_t dnsmsg_padded_size(size_t len, size_t pad_block)
+{
+	size_t n = len + OPT_EMPTY_LEN + 4;
+
+	if (pad_block > 0)
+		n = (n + 4 + pad_block - 1) / pad_block * pad_block;
+	return n < DNSMSG_MAX ? n : DNSMSG_MAX;
+}
+
 size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			     const dnsmsg_query_t *q, uint16_t id,
 			     size_t pad_block, uint8_t *out, size_t cap)
@@ -342,13 +373,13 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			kept++;
 		}
 	}
-	/* Our OPT goes last: the client's flags and options, minus any
-	 * padding of its own, then ours. */
+	/* Our OPT goes last: the client's flags and options, minus its
+	 * padding, subnet and cookie, then ours. */
 	size_t opt_at = o.len;
 	put_opt_header(&o, have_opt ? opt.rclass : DNSMSG_EDNS_UDP_SIZE,
 		       have_opt ? opt.ttl : 0, 0);
 	if (have_opt)
-		put_options_unpadded(&o, msg, &opt);
+		put_options_except(&o, msg, &opt, OPTS_NOT_UPSTREAM);
 	/* Ask for the server's idle timeout (RFC 7828) so that we close
 	 * before it does. */
 	put16(&o, OPT_KEEPALIVE);
@@ -365,29 +396,43 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 	return o.len;
 }
 
-static int tolower_ascii(int c)
+static uint8_t fold_case(uint8_t c)
 {
-	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + ('a' - 'A')) : c;
+}
+
+/* Label length bytes are below 64, so folding case byte by byte never
+ * changes them: the folded wire form compares names label by label. The
+ * last four bytes are QTYPE and QCLASS, numbers that are never folded
+ * (type 97 is 'a', type 65 is 'A'). */
+void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out)
+{
+	size_t name_len = len >= 4 ? len - 4 : 0;
+
+	for (size_t i = 0; i < name_len; i++)
+		out[i] = fold_case(question[i]);
+	memcpy(out + name_len, question + name_len, len - name_len);
 }
 
 int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 			  const uint8_t *question, size_t question_len)
 {
-	if (len < DNSMSG_HEADER_LEN + question_len || !DNS_HEADER_QR(ans) ||
-	    DNS_HEADER_QDCOUNT(ans) != 1)
-		return 0;
-	/* Label length bytes are below 64, so folding case byte by byte
-	 * never changes them: comparing the folded wire forms compares the
-	 * names label by label. */
 	const uint8_t *a = ans + DNSMSG_HEADER_LEN;
-	for (size_t i = 0; i < question_len; i++)
-		if (tolower_ascii(a[i]) != tolower_ascii(question[i]))
+	size_t name_len;
+
+	if (question_len < 5 || len < DNSMSG_HEADER_LEN + question_len ||
+	    !DNS_HEADER_QR(ans) || DNS_HEADER_QDCOUNT(ans) != 1)
+		return 0;
+	name_len = question_len - 4;
+	for (size_t i = 0; i < name_len; i++)
+		if (fold_case(a[i]) != fold_case(question[i]))
 			return 0;
-	return 1;
+	return memcmp(a + name_len, question + name_len, 4) == 0;
 }
 
 /* Copy the additional section with the OPT rewritten for the client: no
- * padding, our UDP size; dropped entirely when the client sent no OPT.
+ * per-hop options (OPTS_NOT_TO_CLIENTS), our UDP size; dropped entirely
+ * when the client sent no OPT.
  * Sets *opt_out and *opt_len to where the OPT went (length 0: none). */
 static int put_additional(struct out *o, const uint8_t *ans, size_t len,
 			  size_t *off, unsigned count, int client_edns,
@@ -410,7 +455,7 @@ static int put_additional(struct out *o, const uint8_t *ans, size_t len,
 			continue;
 		*opt_out = o->len;
 		put_opt_header(o, DNSMSG_EDNS_UDP_SIZE, rr.ttl, 0);
-		put_options_unpadded(o, ans, &rr);
+		put_options_except(o, ans, &rr, OPTS_NOT_TO_CLIENTS);
 		*opt_len = o->len - *opt_out;
 		size_t rdlen = *opt_len - OPT_EMPTY_LEN;
 		if (!o->full) {
@@ -445,8 +490,8 @@ static size_t truncate_to(uint8_t *out, const dnsmsg_query_t *q, size_t max,
 	return at + opt_len;
 }
 
-/* The answer with its OPT's padding and keepalive removed (the whole OPT
- * when keep_opt is 0); *opt_at, *opt_len: where that OPT is in out. */
+/* The answer with its OPT's per-hop options removed (the whole OPT when
+ * keep_opt is 0); *opt_at, *opt_len: where that OPT is in out. */
 static size_t copy_answer(const uint8_t *ans, size_t len, int keep_opt,
 			  uint8_t *out, size_t cap, size_t *opt_at,
 			  size_t *opt_len)
@@ -489,9 +534,17 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 	size_t opt_at, opt_len;
 	size_t n = copy_answer(ans, len, q->edns, out, cap, &opt_at, &opt_len);
 
-	if (n == 0)
+	if (n == 0 || !dnsmsg_answer_matches(out, n, q->question, q->question_len))
 		return 0;
+	/* The client's own spelling of the name (the cache holds the first
+	 * asker's): clients that randomise its case (0x20) check it. The
+	 * match above makes it the same length, in the same place. */
+	memcpy(out + DNSMSG_HEADER_LEN, q->question, q->question_len);
 	DNS_HEADER_SET_QID(out, q->id);
+	/* RD is copied from the query (RFC 1035 4.1.1): the cached answer
+	 * may have been for a client that set it otherwise. (ares_dns.h's
+	 * DNS_HEADER_SET_RD can only set the bit.) */
+	out[2] = (uint8_t)((out[2] & ~0x01) | (q->rd ? 0x01 : 0));
 	if (max > 0 && n > max)
 		return truncate_to(out, q, max, opt_at, opt_len);
 	return n;
@@ -622,6 +675,21 @@ static void age_one(const uint8_t *m, const struct rr *rr, void *arg)
 	if (rr->type == TYPE_OPT)
 		return;
 	DNS__SET32BIT(p, rr->ttl > age ? rr->ttl - age : 0);
+}
+
+static void cap_one(const uint8_t *m, const struct rr *rr, void *arg)
+{
+	uint32_t max = *(const uint32_t *)arg;
+	uint8_t *p = (uint8_t *)m + rr->fixed + 4;
+
+	if (rr->type != TYPE_OPT && rr->ttl > max)
+		DNS__SET32BIT(p, max);
+}
+
+void dnsmsg_cap_ttls(uint8_t *msg, size_t len, uint32_t max)
+{
+	if (len >= DNSMSG_HEADER_LEN)
+		each_rr(msg, len, cap_one, &max);
 }
 
 void dnsmsg_age_ttls(uint8_t *msg, size_t len, uint32_t age)

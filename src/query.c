@@ -68,7 +68,7 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->loop = loop;
 	env->cfg = cfg;
 	env->ups = upstreams;
-	env->cache = cache_create(cfg->cache_size);
+	env->cache = cache_create(cfg->cache_size, cfg->cache_max_ttl);
 	return env;
 }
 
@@ -294,10 +294,8 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 {
 	size_t pad = qr->env->cfg->padding_block;
-	size_t cap = len + 11 + 4 + pad;
+	size_t cap = dnsmsg_padded_size(len, pad);
 
-	if (cap > DNSMSG_MAX)
-		cap = DNSMSG_MAX;
 	qr->upmsg = cap <= QUERY_INLINE_MSG ? qr->inline_msg : xmalloc(cap);
 	qr->uplen = dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
 					  qr->upmsg, cap);

@@ -89,6 +89,7 @@ typedef struct {
 	unsigned max_tcp_clients;
 	unsigned max_waiting;         /* queries queued while every pool is full */
 	unsigned cache_size;          /* bytes of cached answers, 0 = no cache */
+	unsigned cache_max_ttl;       /* seconds an answer is cached at most */
 	unsigned threads;             /* event loops, each with its own sockets */
 	int policy;                   /* config_policy_t */
 	int tcp_fastopen;

@@ -46,6 +46,7 @@ typedef struct {
 	int edns;          /* the client sent an OPT record */
 	int edns_do;       /* ... with the DO bit */
 	int cd;            /* checking disabled: DNSSEC failures not filtered */
+	int rd;            /* recursion desired */
 	/* Largest answer the client takes over UDP: 512 without EDNS, else its
 	 * advertised payload size (never below 512). */
 	uint16_t udp_max;
@@ -70,33 +71,49 @@ size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
 /* The message to send upstream: the client's query with `id`, its OPT
  * (added when missing, so that padding has a home) with an empty EDNS
  * keepalive option (RFC 7828) and padded with the padding option to a
- * multiple of `pad_block` bytes (0: no padding). The client's own padding
- * and keepalive options are not passed on.
+ * multiple of `pad_block` bytes (0: no padding). The client's own padding,
+ * keepalive, Client Subnet (RFC 7871) and COOKIE (RFC 7873) options are
+ * not passed on.
  * Returns the length written, or 0 when it does not fit in cap. */
 size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			     const dnsmsg_query_t *q, uint16_t id,
 			     size_t pad_block, uint8_t *out, size_t cap);
+
+/* The room dnsmsg_build_upstream() needs for a client query of `len`
+ * bytes padded to `pad_block` (0: no padding): enough for our OPT, the
+ * keepalive and the whole padding option, so that no query ever goes
+ * unpadded for want of space. At most DNSMSG_MAX. */
+size_t dnsmsg_padded_size(size_t len, size_t pad_block);
 
 /* Replace the ID of a message of at least a header's length. */
 void dnsmsg_set_id(uint8_t *msg, uint16_t id);
 uint16_t dnsmsg_get_id(const uint8_t *msg);
 
 /* 1 when `ans` is a response (QR=1) whose single question equals
- * `question` (names compared case-insensitively), else 0. */
+ * `question`: the name compared case-insensitively (ASCII), QTYPE and
+ * QCLASS exactly. Else 0. */
 int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 			  const uint8_t *question, size_t question_len);
 
-/* The answer as the client gets it: the client's ID, the padding option
- * removed (and the whole OPT when the client sent none), and, when longer
- * than `max` (the client's UDP size; 0 = no limit, TCP), cut to header,
- * question and OPT with TC=1. Returns the length written, 0 when the
- * answer cannot be read (the caller answers SERVFAIL). */
+/* The question (wire form, `len` bytes) as a lookup key into out (`len`
+ * bytes): the name's ASCII letters folded to lower case, QTYPE and QCLASS
+ * as they are. */
+void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out);
+
+/* The answer as the client gets it: the client's ID, RD bit and question
+ * exactly as it sent them (letter case included), the per-hop options
+ * removed as in dnsmsg_strip_answer() (and the whole OPT when the client
+ * sent none), and, when longer than `max` (the client's UDP size; 0 = no
+ * limit, TCP), cut to header, question and OPT with TC=1. Returns the
+ * length written, 0 when the answer cannot be read or is not for q's
+ * question (the caller answers SERVFAIL). */
 size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 				  const dnsmsg_query_t *q, size_t max,
 				  uint8_t *out, size_t cap);
 
 /* The upstream's answer as it is kept (in the cache) and built from: the
- * padding and keepalive options removed, the OPT itself, the ID and
+ * options that were for dotstub as the upstream's client removed (padding,
+ * keepalive, COOKIE, Client Subnet, EXPIRE), the OPT itself, the ID and
  * everything else kept. Returns the length, 0 when it cannot be read. */
 size_t dnsmsg_strip_answer(const uint8_t *ans, size_t len, uint8_t *out,
 			   size_t cap);
@@ -116,6 +133,10 @@ int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len);
  * NOERROR or NXDOMAIN response, truncated, unreadable, or nothing to
  * take a TTL from. */
 long dnsmsg_cache_ttl(const uint8_t *msg, size_t len);
+
+/* Bring every TTL above `max` (the OPT excepted) down to `max`. The
+ * message must be readable (as dnsmsg_cache_ttl() found it). */
+void dnsmsg_cap_ttls(uint8_t *msg, size_t len, uint32_t max);
 
 /* Subtract `age` seconds from every TTL (the OPT excepted), not below 0.
  * The message must be readable (as dnsmsg_cache_ttl() found it). */

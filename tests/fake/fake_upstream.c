@@ -11,12 +11,13 @@
  * with somebody else's certificate appended) that GnuTLS's own loader
  * would not send. --priority replaces the TLS priority string (e.g. to
  * offer only SHA-1 signatures).
+ *                 [--ttl N] [--answer-edns] [--dump FILE]
  *
  * It listens on 127.0.0.1:P only, speaks TLS 1.3/1.2 (ALPN "dot", session
  * tickets on), reads RFC 7858 length-framed queries and answers every query
  * the same way — same ID, QR=1, RA=1, NOERROR, the question copied, and for
- * QTYPE A one record "A 192.0.2.99" (TTL 60) — except where MODE says
- * otherwise:
+ * QTYPE A one record "A 192.0.2.99" (TTL 60, or --ttl N) — except where
+ * MODE says otherwise:
  *
  *   normal          answer at once
  *   delay           answer after --delay-ms, without blocking anyone else
@@ -33,6 +34,13 @@
  *   silent          never answer
  *   garbage         answer every query with a framed message of 40 random
  *                   bytes
+ *
+ * --answer-edns: answers carry an OPT record with a COOKIE (client and
+ * server cookie) and an EDNS Client Subnet option, as an upstream that
+ * speaks both would send: per-hop data that must not reach other clients.
+ * --dump FILE: a line per query received, "size=N options=C,C hex=HH..",
+ * the options being the EDNS option codes of its OPT record ("-": none),
+ * so that tests see what dotstub sends upstream (padding, ECS, cookies).
  *
  * It prints "fake_upstream ready port=P" once listening. The counters
  * "connections=N handshakes=N resumed=N queries=N answers=N" (handshakes =
@@ -66,7 +74,7 @@
 #define MAX_CONNS       512
 #define MAX_MSG         65535
 #define DNS_HEADER_LEN  12
-#define ANSWER_MAX      512     /* header + question (<= 259) + one A record */
+#define ANSWER_MAX      512     /* header + question (<= 259) + A + OPT */
 #define GARBAGE_LEN     40
 #define BATCH_WAIT_MS   50      /* reorder and two-in-one: flush a partial batch */
 #define REORDER_BATCH   4
@@ -81,6 +89,18 @@ static const uint8_t A_RECORD[] = {
 	0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c,
 	0x00, 0x04, 192, 0, 2, 99,
 };
+#define A_RECORD_TTL_AT 6
+
+/* --answer-edns: OPT (UDP 1232) with COOKIE (8-byte client + 16-byte
+ * server cookie) and ECS 192.0.2.0/24 scope /24. */
+static const uint8_t ANSWER_OPT[] = {
+	0x00, 0x00, 0x29, 0x04, 0xd0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x27,
+	0x00, 0x0a, 0x00, 0x18,
+	1, 2, 3, 4, 5, 6, 7, 8,
+	0xc0, 0x0c, 0xc0, 0x0c, 0xc0, 0x0c, 0xc0, 0x0c,
+	0xc0, 0x0c, 0xc0, 0x0c, 0xc0, 0x0c, 0xc0, 0x0c,
+	0x00, 0x08, 0x00, 0x07, 0x00, 0x01, 24, 24, 192, 0, 2,
+};
 
 enum mode {
 	M_NORMAL, M_DELAY, M_REORDER, M_CLOSE_AFTER, M_RESET_MID,
@@ -94,11 +114,13 @@ static const char *const MODE_NAMES[] = {
 
 struct options {
 	int port;
-	const char *cert, *key, *stats;
+	const char *cert, *key, *stats, *dump;
 	const char *priority;           /* NULL: PRIORITY */
 	int exact_chain;                /* send --cert's certificates as they are */
 	enum mode mode;
 	unsigned delay_ms, close_after;
+	uint32_t ttl;
+	int answer_edns;
 };
 
 struct counters {
@@ -197,6 +219,7 @@ static void usage(void)
 	fputs("usage: fake_upstream --port P --cert FILE --key FILE [--mode MODE]\n"
 	      "                     [--delay-ms N] [--close-after K] [--stats FILE]\n"
 	      "                     [--exact-chain] [--priority STRING]\n"
+	      "                     [--ttl N] [--answer-edns] [--dump FILE]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
 	      "       wrong-id wrong-question silent garbage\n", stderr);
 	exit(2);
@@ -238,12 +261,16 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "stats", required_argument, NULL, 's' },
 		{ "exact-chain", no_argument, NULL, 'x' },
 		{ "priority", required_argument, NULL, 'P' },
+		{ "ttl", required_argument, NULL, 't' },
+		{ "answer-edns", no_argument, NULL, 'e' },
+		{ "dump", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
 	memset(o, 0, sizeof(*o));
 	o->close_after = 1;
+	o->ttl = 60;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': o->port = (int)parse_uint(optarg, 65535, "port"); break;
@@ -255,6 +282,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 's': o->stats = optarg; break;
 		case 'x': o->exact_chain = 1; break;
 		case 'P': o->priority = optarg; break;
+		case 't': o->ttl = parse_uint(optarg, 0xffffffffu, "ttl"); break;
+		case 'e': o->answer_edns = 1; break;
+		case 'D': o->dump = optarg; break;
 		default: usage();
 		}
 	}
@@ -346,14 +376,16 @@ static void change_first_letter(uint8_t *name)
 
 /* The framed answer to query `q` in `out` (ANSWER_MAX bytes); returns its
  * length with the 2-byte prefix, or 0 if the query has no usable question. */
-static size_t build_answer(enum mode mode, const uint8_t *q, size_t len,
-			   uint8_t *out)
+static size_t build_answer(const struct options *o, const uint8_t *q,
+			   size_t len, uint8_t *out)
 {
+	enum mode mode = o->mode;
 	size_t ql = question_len(q, len), n;
 	uint8_t *m = out + 2;
 	int is_a;
 
-	if (!ql || 2 + DNS_HEADER_LEN + ql + sizeof(A_RECORD) > ANSWER_MAX)
+	if (!ql || 2 + DNS_HEADER_LEN + ql + sizeof(A_RECORD) +
+		   sizeof(ANSWER_OPT) > ANSWER_MAX)
 		return 0;
 	is_a = get16(q + DNS_HEADER_LEN + ql - 4) == 1;
 	put16(m, mode == M_WRONG_ID ? (get16(q) + 1) & 0xffff : get16(q));
@@ -369,10 +401,72 @@ static size_t build_answer(enum mode mode, const uint8_t *q, size_t len,
 	n = DNS_HEADER_LEN + ql;
 	if (is_a) {
 		memcpy(m + n, A_RECORD, sizeof(A_RECORD));
+		put16(m + n + A_RECORD_TTL_AT, o->ttl >> 16);
+		put16(m + n + A_RECORD_TTL_AT + 2, o->ttl & 0xffff);
 		n += sizeof(A_RECORD);
+	}
+	if (o->answer_edns) {
+		memcpy(m + n, ANSWER_OPT, sizeof(ANSWER_OPT));
+		n += sizeof(ANSWER_OPT);
+		put16(m + 10, 1);
 	}
 	put16(out, n);
 	return n + 2;
+}
+
+/* Step over a name (a pointer ends it); returns the offset after it, or 0
+ * when it runs past len. */
+static size_t skip_name(const uint8_t *m, size_t len, size_t off)
+{
+	while (off < len) {
+		if (m[off] == 0)
+			return off + 1;
+		if ((m[off] & 0xc0) == 0xc0)
+			return off + 2 <= len ? off + 2 : 0;
+		off += (size_t)m[off] + 1;
+	}
+	return 0;
+}
+
+/* The EDNS option codes of the query's OPT record, comma-separated, into
+ * buf ("-" when none, "?" when the message cannot be walked). */
+static void option_codes(const uint8_t *m, size_t len, char *buf, size_t cap)
+{
+	size_t ql = question_len(m, len), off = DNS_HEADER_LEN + ql, at = 0;
+	unsigned n;
+
+	snprintf(buf, cap, ql ? "-" : "?");
+	if (!ql)
+		return;
+	n = get16(m + 6) + get16(m + 8) + get16(m + 10);
+	while (n--) {
+		if (!(off = skip_name(m, len, off)) || off + 10 > len)
+			break;
+		size_t rd = off + 10, end = rd + get16(m + off + 8);
+		if (end > len)
+			break;
+		for (size_t p = rd; get16(m + off) == 41 && p + 4 <= end &&
+				    at + 8 < cap; p += 4 + get16(m + p + 2))
+			at += (size_t)snprintf(buf + at, cap - at, "%s%u",
+					       at ? "," : "", get16(m + p));
+		off = end;
+	}
+}
+
+/* --dump: one line per query, appended (and flushed) as it arrives. */
+static void dump_query(const struct options *o, const uint8_t *m, size_t len)
+{
+	char codes[256];
+	FILE *f;
+
+	if (!o->dump || !(f = fopen(o->dump, "a")))
+		return;
+	option_codes(m, len, codes, sizeof(codes));
+	fprintf(f, "size=%zu options=%s hex=", len, codes);
+	for (size_t i = 0; i < len; i++)
+		fprintf(f, "%02x", m[i]);
+	fputc('\n', f);
+	fclose(f);
 }
 
 /* ------------------------------------------------------------------ */
@@ -549,6 +643,7 @@ static void handle_query(struct server *srv, struct conn *c,
 	size_t n;
 
 	srv->count.queries++;
+	dump_query(&srv->opt, msg, len);
 	srv->count_changed = 1;
 	c->queries++;
 	if (c->end != END_NONE || srv->opt.mode == M_SILENT)
@@ -557,7 +652,7 @@ static void handle_query(struct server *srv, struct conn *c,
 		answer_garbage(srv, c);
 		return;
 	}
-	n = build_answer(srv->opt.mode, msg, len, ans);
+	n = build_answer(&srv->opt, msg, len, ans);
 	if (!n) {
 		fprintf(stderr, "fake_upstream: a %zu-byte query without a usable question, not answered\n", len);
 		return;

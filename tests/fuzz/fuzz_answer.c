@@ -1,6 +1,7 @@
 /* libFuzzer target: an upstream's answer on its way to a client: matching,
- * keepalive, padding removal, ID restore, truncation. The first byte picks
- * the client (TCP, UDP without EDNS, UDP with EDNS). */
+ * keepalive, per-hop option removal, the client's ID, question and RD
+ * restored, truncation. The first byte picks the client (TCP, UDP without
+ * EDNS, UDP with EDNS). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (n == 0)
 		return 0;
 	if (dnsmsg_get_id(out) != q.id)
+		abort();
+	/* The client's own question and RD bit, whatever the answer said. */
+	if (n < DNSMSG_HEADER_LEN + q.question_len ||
+	    memcmp(out + DNSMSG_HEADER_LEN, q.question, q.question_len) != 0 ||
+	    (out[2] & 0x01) != q.rd)
 		abort();
 	/* A UDP client never gets more than it can take. */
 	if (max && n > max)

@@ -122,6 +122,7 @@ START_TEST(test_args_defaults)
 	for (size_t i = 0; i < 4; i++)
 		ck_assert_str_eq(cfg.upstreams[i].name, "cloudflare-dns.com");
 	ck_assert_uint_eq(cfg.padding_block, 128);
+	ck_assert_uint_eq(cfg.cache_max_ttl, 86400);
 	config_free(&cfg);
 }
 END_TEST
@@ -236,6 +237,8 @@ START_TEST(test_file_errors_name_line_and_value)
 		{ "[upstream x]\nserver = 127.0.0.1\npin = abc=\n", ":3: pin: invalid pin 'abc='" },
 		{ "[server]\nquery-timeout = 5s\n", ":2: query-timeout: invalid value '5s'" },
 		{ "[server]\npool-size = 0\n", "pool-size: invalid value '0'" },
+		{ "[server]\ncache-max-ttl = 0\n", ":2: cache-max-ttl: invalid value '0'" },
+		{ "[server]\ncache-max-ttl = 604801\n", "cache-max-ttl: invalid value '604801'" },
 		{ "[server]\npolicy = fastest\n", ":2: policy: invalid value 'fastest'" },
 		{ "[server]\ntcp-fastopen = maybe\n", "tcp-fastopen: invalid value 'maybe'" },
 		{ "[elsewhere]\nx = 1\n", ":2: unknown section [elsewhere]" },
@@ -277,6 +280,8 @@ START_TEST(test_sample_config_is_the_defaults)
 	ck_assert_uint_eq(a.max_tcp_clients, b.max_tcp_clients);
 	ck_assert_uint_eq(a.attempt_timeout_ms, b.attempt_timeout_ms);
 	ck_assert_uint_eq(a.max_waiting, b.max_waiting);
+	ck_assert_uint_eq(a.cache_size, b.cache_size);
+	ck_assert_uint_eq(a.cache_max_ttl, b.cache_max_ttl);
 	ck_assert_int_eq(a.policy, b.policy);
 	ck_assert_int_eq(a.tcp_fastopen, b.tcp_fastopen);
 	ck_assert_int_eq(a.log_level, b.log_level);

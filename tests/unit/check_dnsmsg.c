@@ -162,9 +162,11 @@ START_TEST(test_error_reply)
 }
 END_TEST
 
+/* Every query leaves padded to the block, in the room query.c gives it
+ * (dnsmsg_padded_size()): names of every presentation length 1..253, with
+ * and without the client's OPT. */
 START_TEST(test_padding_multiple_of_block)
 {
-	/* Query names of every presentation length 1..253. */
 	for (size_t plen = 1; plen <= 253; plen++) {
 		char name[300];
 		uint8_t m[512], up[1024];
@@ -180,9 +182,12 @@ START_TEST(test_padding_multiple_of_block)
 		for (int edns = 0; edns <= 1; edns++) {
 			size_t n = make_query(m, name, 1, edns ? 1232 : 0, 1);
 			ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
-			size_t u = dnsmsg_build_upstream(m, n, &q, 0x4242, 128, up, sizeof(up));
-			ck_assert_msg(u > 0 && u % 128 == 0, "name length %zu: %zu bytes",
-				      plen, u);
+			size_t cap = dnsmsg_padded_size(n, 128);
+			ck_assert_uint_le(cap, sizeof(up));
+			size_t u = dnsmsg_build_upstream(m, n, &q, 0x4242, 128, up, cap);
+			ck_assert_msg(u > 0 && u % 128 == 0,
+				      "name length %zu, edns %d: %zu bytes in %zu",
+				      plen, edns, u, cap);
 			ck_assert_int_eq(find_opt(up, u, &udp, &padded), 1);
 			ck_assert_int_eq(padded, 1);
 			ck_assert_uint_eq(DNS_HEADER_QID(up), 0x4242);
@@ -192,6 +197,9 @@ START_TEST(test_padding_multiple_of_block)
 			ck_assert_mem_eq(q2.question, q.question, q.question_len);
 		}
 	}
+	/* Without padding: the OPT and the keepalive fit exactly. */
+	ck_assert_uint_eq(dnsmsg_padded_size(40, 0), 40 + 11 + 4);
+	ck_assert_uint_eq(dnsmsg_padded_size(65530, 128), DNSMSG_MAX);
 }
 END_TEST
 
@@ -363,6 +371,203 @@ START_TEST(test_answer_matching)
 }
 END_TEST
 
+/* Only the name is compared without regard to case: QTYPE 97 is 'a' and
+ * 65 is 'A' in ASCII, and an answer for one is no answer for the other. */
+START_TEST(test_answer_matching_folds_only_the_name)
+{
+	uint8_t m[512], other[512], ans[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 65, 0, 1);
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t on = make_query(other, "WWW.example.TEST", 65, 0, 1);
+	size_t a = make_answer(ans, other, on, 10, 0);
+	ck_assert_int_eq(dnsmsg_answer_matches(ans, a, q.question, q.question_len), 1);
+	on = make_query(other, "www.example.test", 97, 0, 1);
+	a = make_answer(ans, other, on, 10, 0);
+	ck_assert_int_eq(dnsmsg_answer_matches(ans, a, q.question, q.question_len), 0);
+	/* QCLASS likewise: 0x0041 is not 0x0061. */
+	a = make_answer(ans, m, n, 10, 0);
+	ans[12 + q.question_len - 1] = 0x61;
+	q.question[q.question_len - 1] = 0x41;
+	ck_assert_int_eq(dnsmsg_answer_matches(ans, a, q.question, q.question_len), 0);
+}
+END_TEST
+
+/* Append an EDNS option (code, `olen` bytes of 0x5a) to the OPT record
+ * that starts at opt_at and ends the message (*n bytes). */
+static void add_option(uint8_t *m, size_t *n, size_t opt_at, unsigned code,
+		       size_t olen)
+{
+	put16(m + *n, code);
+	put16(m + *n + 2, (unsigned)olen);
+	memset(m + *n + 4, 0x5a, olen);
+	*n += 4 + olen;
+	put16(m + opt_at + 9, DNS__16BIT(m + opt_at + 9) + 4 + (unsigned)olen);
+}
+
+/* The option codes of a message's OPT record, as a bit set of codes < 32
+ * (-1 when it has no OPT). */
+static long opt_codes(const uint8_t *m, size_t len)
+{
+	size_t off = 12;
+	unsigned counts = DNS_HEADER_ANCOUNT(m) + DNS_HEADER_NSCOUNT(m) +
+			  DNS_HEADER_ARCOUNT(m);
+	char *name;
+	long enclen, codes = -1;
+
+	for (unsigned i = 0; i < DNS_HEADER_QDCOUNT(m) + counts; i++) {
+		ck_assert_int_eq(ares_expand_name(m + off, m, (int)len, &name, &enclen), 0);
+		ares_free_string(name);
+		off += (size_t)enclen;
+		if (i < DNS_HEADER_QDCOUNT(m)) {
+			off += 4;
+			continue;
+		}
+		unsigned type = DNS_RR_TYPE(m + off), rdlen = DNS_RR_LEN(m + off);
+		for (size_t p = off + 10; type == 41 && p + 4 <= off + 10 + rdlen;
+		     p += 4 + DNS__16BIT(m + p + 2)) {
+			ck_assert_uint_lt(DNS__16BIT(m + p), 32);
+			codes = (codes < 0 ? 0 : codes) | 1L << DNS__16BIT(m + p);
+		}
+		if (type == 41 && codes < 0)
+			codes = 0;
+		off += 10 + rdlen;
+	}
+	ck_assert_uint_eq(off, len);
+	return codes;
+}
+
+#define BIT(code) (1L << (code))
+enum { NSID = 3, ECS = 8, EXPIRE = 9, COOKIE = 10, KEEPALIVE = 11,
+       PADDING = 12, EDE = 15 };
+
+/* A client's subnet and cookie never go upstream (privacy; a cookie is
+ * between two hops); other options do. */
+START_TEST(test_upstream_strips_ecs_and_cookie)
+{
+	uint8_t m[512], up[1024];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+	size_t opt_at = n - 11;
+
+	add_option(m, &n, opt_at, ECS, 7);
+	add_option(m, &n, opt_at, NSID, 0);
+	add_option(m, &n, opt_at, COOKIE, 8);
+	add_option(m, &n, opt_at, COOKIE, 24);
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t u = dnsmsg_build_upstream(m, n, &q, 2, 128, up,
+					 dnsmsg_padded_size(n, 128));
+	ck_assert_uint_eq(u % 128, 0);
+	ck_assert_int_eq(opt_codes(up, u), BIT(NSID) | BIT(KEEPALIVE) | BIT(PADDING));
+}
+END_TEST
+
+/* What an upstream says to its own client (server cookie, the subnet it
+ * answered for, zone expiry, keepalive, padding) is not kept in the cache
+ * nor passed to clients; what describes the answer (NSID, EDE) is. */
+START_TEST(test_answer_strips_per_hop_options)
+{
+	uint8_t m[512], ans[4096], kept[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t a = make_answer(ans, m, n, 10, 30);
+	size_t opt_at = a - 11 - 4 - 30;
+	add_option(ans, &a, opt_at, COOKIE, 24);
+	add_option(ans, &a, opt_at, ECS, 7);
+	add_option(ans, &a, opt_at, NSID, 4);
+	add_option(ans, &a, opt_at, EXPIRE, 4);
+	add_option(ans, &a, opt_at, KEEPALIVE, 2);
+	add_option(ans, &a, opt_at, EDE, 2);
+	ck_assert_int_eq(opt_codes(ans, a), BIT(PADDING) | BIT(COOKIE) | BIT(ECS) |
+			 BIT(NSID) | BIT(EXPIRE) | BIT(KEEPALIVE) | BIT(EDE));
+	size_t k = dnsmsg_strip_answer(ans, a, kept, sizeof(kept));
+	ck_assert_uint_gt(k, 0);
+	ck_assert_int_eq(opt_codes(kept, k), BIT(NSID) | BIT(EDE));
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_uint_gt(r, 0);
+	ck_assert_int_eq(opt_codes(out, r), BIT(NSID) | BIT(EDE));
+}
+END_TEST
+
+/* An answer (cached for, or sent upstream by, another client) goes back
+ * with the asking client's own question bytes: clients that randomise
+ * the case of their names (0x20) check them. */
+START_TEST(test_answer_echoes_client_question)
+{
+	uint8_t m[512], first[512], ans[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+	size_t fn = make_query(first, "WwW.ExAmPlE.test", 1, 1232, 2);
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t a = make_answer(ans, first, fn, 100, 0);
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_uint_gt(r, 0);
+	ck_assert_mem_eq(out + 12, q.question, q.question_len);
+	ck_assert_int_eq(DNS_HEADER_ANCOUNT(out), 1);
+	/* Truncated for a small UDP client, the same. */
+	a = make_answer(ans, first, fn, 3000, 0);
+	r = dnsmsg_build_client_answer(ans, a, &q, 512, out, sizeof(out));
+	ck_assert_int_eq(DNS_HEADER_TC(out), 1);
+	ck_assert_mem_eq(out + 12, q.question, q.question_len);
+	/* An answer to another question is no answer for this client. */
+	fn = make_query(first, "www.example.tesx", 1, 1232, 2);
+	a = make_answer(ans, first, fn, 100, 0);
+	ck_assert_uint_eq(dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out)), 0);
+}
+END_TEST
+
+/* The header's RD is the client's (RFC 1035 4.1.1: copied from the
+ * query), whoever asked first: a cached RD=1 answer serves RD=0 too. */
+START_TEST(test_answer_echoes_client_rd)
+{
+	uint8_t m[512], ans[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 0, 1);
+	size_t a = make_answer(ans, m, n, 100, 0);
+
+	ck_assert_int_eq(DNS_HEADER_RD(ans), 1);
+	m[2] &= (uint8_t)~0x01;
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	ck_assert_int_eq(q.rd, 0);
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_uint_gt(r, 0);
+	ck_assert_int_eq(DNS_HEADER_RD(out), 0);
+	m[2] |= 0x01;
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	ans[2] &= (uint8_t)~0x01;
+	r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
+	ck_assert_int_eq(DNS_HEADER_RD(out), 1);
+}
+END_TEST
+
+/* Every TTL but the OPT's (its TTL field holds flags) brought down to
+ * the cap. */
+START_TEST(test_cap_ttls)
+{
+	static const uint8_t big[4] = { 0x7f, 0x7f, 0x7f, 0x7f };
+	uint8_t m[512], ans[4096];
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+	size_t a = make_answer(ans, m, n, 600, 0);   /* TXT of 255, 255, 90 */
+	size_t off = n - 11, opt = a - 15;
+
+	for (int i = 0; i < 3; i++) {
+		memcpy(ans + off + 6, big, 4);
+		off += 12 + 1 + ans[off + 12];
+	}
+	ck_assert_uint_eq(off, opt);
+	memcpy(ans + opt + 5, big, 4);
+	ck_assert_int_eq(dnsmsg_cache_ttl(ans, a), 0x7f7f7f7f);
+	dnsmsg_cap_ttls(ans, a, 3600);
+	ck_assert_int_eq(dnsmsg_cache_ttl(ans, a), 3600);
+	ck_assert_uint_eq(DNS__32BIT(ans + n - 11 + 6), 3600);
+	ck_assert_mem_eq(ans + opt + 5, big, 4);
+}
+END_TEST
+
 START_TEST(test_unreadable_answer)
 {
 	uint8_t m[512], ans[4096], out[4096];
@@ -414,11 +619,17 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_padding_multiple_of_block);
 	tcase_add_test(tc, test_strip_answer);
 	tcase_add_test(tc, test_no_padding_when_off);
+	tcase_add_test(tc, test_upstream_strips_ecs_and_cookie);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("answer");
 	tcase_add_test(tc, test_truncation_without_edns);
 	tcase_add_test(tc, test_whole_answer_with_edns_and_tcp);
 	tcase_add_test(tc, test_answer_matching);
+	tcase_add_test(tc, test_answer_matching_folds_only_the_name);
+	tcase_add_test(tc, test_answer_strips_per_hop_options);
+	tcase_add_test(tc, test_answer_echoes_client_question);
+	tcase_add_test(tc, test_answer_echoes_client_rd);
+	tcase_add_test(tc, test_cap_ttls);
 	tcase_add_test(tc, test_unreadable_answer);
 	tcase_add_test(tc, test_keepalive);
 	suite_add_tcase(s, tc);
