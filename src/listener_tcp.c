@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotstub/acceptor.h"
 #include "dotstub/frame.h"
 #include "dotstub/listener_tcp.h"
 #include "dotstub/log.h"
@@ -39,8 +40,8 @@ struct listener_tcp {
 	struct ev_loop *loop;
 	const config_t *cfg;
 	query_env_t *env;
-	int fd;
-	ev_io io;
+	int fd;                 /* -1 once stopped */
+	acceptor_t *acceptor;
 	tcp_client_t *clients;
 	size_t nclients;
 	tcp_client_t *unsent;   /* clients with answers to send */
@@ -73,6 +74,7 @@ static void client_close(tcp_client_t *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	l->nclients--;
+	acceptor_kick(l->acceptor);   /* a descriptor is free again */
 	/* Queries still open hold it; the last release frees it. */
 	if (c->open == 0)
 		client_free(c);
@@ -298,32 +300,20 @@ static void client_add(listener_tcp_t *l, int fd,
 	set_events(c);
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+static void on_accept(void *arg, int fd, const struct sockaddr_storage *addr,
+		      socklen_t addrlen)
 {
-	listener_tcp_t *l = w->data;
+	listener_tcp_t *l = arg;
 
-	(void)loop;
-	(void)revents;
-	for (;;) {
-		struct sockaddr_storage addr;
-		socklen_t addrlen = sizeof(addr);
-		int fd = accept4(l->fd, (struct sockaddr *)&addr, &addrlen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("listener %s: accept: %s", l->text, strerror(errno));
-			return;
-		}
-		if (l->nclients >= l->cfg->max_tcp_clients) {
-			char peer[64];
-			net_format(&addr, peer, sizeof(peer));
-			log_debug("client %s: refused, %zu tcp clients already",
-				  peer, l->nclients);
-			close(fd);
-			continue;
-		}
-		client_add(l, fd, &addr, addrlen);
+	if (l->nclients >= l->cfg->max_tcp_clients) {
+		char peer[64];
+		net_format(addr, peer, sizeof(peer));
+		log_debug("client %s: refused, %zu tcp clients already",
+			  peer, l->nclients);
+		close(fd);
+		return;
 	}
+	client_add(l, fd, addr, addrlen);
 }
 
 listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
@@ -332,6 +322,7 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 				    query_env_t *env, char *err, size_t errlen)
 {
 	int fd = net_bind(addr, SOCK_STREAM, shared, err, errlen);
+	char name[CONFIG_SPEC_MAX + 16];
 	listener_tcp_t *l;
 
 	if (fd < 0)
@@ -348,9 +339,8 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 	l->env = env;
 	l->fd = fd;
 	snprintf(l->text, sizeof(l->text), "%s", addr->text);
-	ev_io_init(&l->io, on_accept, fd, EV_READ);
-	l->io.data = l;
-	ev_io_start(loop, &l->io);
+	snprintf(name, sizeof(name), "listener %s", addr->text);
+	l->acceptor = acceptor_create(loop, fd, name, on_accept, l);
 	ev_prepare_init(&l->flush, on_flush);
 	l->flush.data = l;
 	ev_prepare_start(loop, &l->flush);
@@ -359,7 +349,8 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 
 void listener_tcp_stop(listener_tcp_t *l)
 {
-	ev_io_stop(l->loop, &l->io);
+	acceptor_destroy(l->acceptor);
+	l->acceptor = NULL;
 	close(l->fd);
 	l->fd = -1;
 	for (tcp_client_t *c = l->clients, *next; c; c = next) {
@@ -380,7 +371,7 @@ void listener_tcp_destroy(listener_tcp_t *l)
 		client_close(l->clients, "shutdown");
 	send_unsent(l);   /* frees the closed clients it held */
 	ev_prepare_stop(l->loop, &l->flush);
-	ev_io_stop(l->loop, &l->io);
+	acceptor_destroy(l->acceptor);
 	if (l->fd >= 0)
 		close(l->fd);
 	free(l);
