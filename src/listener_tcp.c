@@ -32,7 +32,7 @@
 
 typedef struct tcp_client {
 	listener_tcp_t *l;
-	TAILQ_ENTRY(tcp_client) link;    /* in l->clients */
+	TAILQ_ENTRY(tcp_client) link;    /* in l->clients, idle longest first */
 	struct tcp_client *next_unsent;  /* answers waiting for the pass end */
 	int unsent;
 	int fd;                 /* -1 once closed */
@@ -56,7 +56,7 @@ struct listener_tcp {
 	query_env_t *env;
 	int fd;                 /* -1 once stopped */
 	acceptor_t *acceptor;
-	TAILQ_HEAD(tcp_clients, tcp_client) clients;
+	TAILQ_HEAD(tcp_clients, tcp_client) clients;   /* least recently active first */
 	size_t nclients;
 	tcp_client_t *unsent;   /* clients with answers to send */
 	ev_prepare flush;       /* sends them before the loop sleeps */
@@ -104,10 +104,17 @@ static int client_paused(const tcp_client_t *c)
 	       client_unsent(c) >= TCP_CLIENT_OUT_CAP;
 }
 
-/* A query came: the idle timeout starts again. */
+/* A query came: the idle timeout starts again, and the client goes last
+ * in the order of idleness. */
 static void client_touch(tcp_client_t *c)
 {
-	ev_timer_again(c->l->loop, &c->idle);
+	listener_tcp_t *l = c->l;
+
+	ev_timer_again(l->loop, &c->idle);
+	if (TAILQ_LAST(&l->clients, tcp_clients) != c) {
+		TAILQ_REMOVE(&l->clients, c, link);
+		TAILQ_INSERT_TAIL(&l->clients, c, link);
+	}
 }
 
 static void set_events(tcp_client_t *c)
@@ -333,6 +340,19 @@ static void on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
 		client_close(c, "idle");
 }
 
+/* RFC 7766 6.2.3: with the table full, the client idle longest makes
+ * room, so that a new one is served now and not when idle ones time out.
+ * Never one with a query open or answers unsent. NULL: all are busy. */
+static tcp_client_t *idle_longest(listener_tcp_t *l)
+{
+	tcp_client_t *c;
+
+	TAILQ_FOREACH(c, &l->clients, link)
+		if (c->open == 0 && client_unsent(c) == 0)
+			return c;
+	return NULL;
+}
+
 static void client_add(listener_tcp_t *l, int fd,
 		       const struct sockaddr_storage *addr, socklen_t addrlen)
 {
@@ -358,18 +378,28 @@ static void client_add(listener_tcp_t *l, int fd,
 	set_events(c);
 }
 
+/* A new client; with the table full it takes the place of the one idle
+ * longest, or is refused when all are busy. */
 static void on_accept(void *arg, int fd, const struct sockaddr_storage *addr,
 		      socklen_t addrlen)
 {
 	listener_tcp_t *l = arg;
+	tcp_client_t *idle;
+	char why[64];
 
 	if (l->nclients >= l->cfg->max_tcp_clients) {
-		char peer[64];
-		net_format(addr, peer, sizeof(peer));
-		log_debug("client %s: refused, %zu tcp clients already",
-			  peer, l->nclients);
-		close(fd);
-		return;
+		idle = idle_longest(l);
+		if (!idle) {
+			char peer[64];
+			net_format(addr, peer, sizeof(peer));
+			log_debug("client %s: refused, %zu tcp clients already, all busy",
+				  peer, l->nclients);
+			close(fd);
+			return;
+		}
+		snprintf(why, sizeof(why), "idle longest, %zu tcp clients",
+			 l->nclients);
+		client_close(idle, why);
 	}
 	client_add(l, fd, addr, addrlen);
 }
