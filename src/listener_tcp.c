@@ -5,21 +5,34 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotstub/acceptor.h"
 #include "dotstub/frame.h"
 #include "dotstub/listener_tcp.h"
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/xmalloc.h"
 
-/* Queries one client may have open before we stop reading from it. */
-#define TCP_CLIENT_MAX_OPEN 256
+/* A client that does not read its answers must not make us hold more and
+ * more of them: past this many answer bytes waiting for it, we take no
+ * more of its queries (RFC 7766 6.2.3 lets a server pause reading) until
+ * it reads; one that does not, within tcp-client-timeout, is closed. */
+#define TCP_CLIENT_OUT_CAP (64 << 10)
+/* Queries of one client waiting for upstream answers, past which we take
+ * no more of its frames (the others stay in its input buffer, and reading
+ * stops). The answers of these are still kept when the client stops
+ * reading, so this bounds what it holds: the cap plus 32 answers of at
+ * most 64 KiB, ~2.1 MiB. (256 let 1,500 pipelined queries for a 50 KB
+ * answer take 73 MiB; PowerDNS Recursor allows 10 per connection, the
+ * bench's dnsperf -c 20 -q 500 keeps ~25 on each.) */
+#define TCP_CLIENT_MAX_OPEN 32
 
 typedef struct tcp_client {
 	listener_tcp_t *l;
-	struct tcp_client *prev, *next;
+	TAILQ_ENTRY(tcp_client) link;    /* in l->clients, idle longest first */
 	struct tcp_client *next_unsent;  /* answers waiting for the pass end */
 	int unsent;
 	int fd;                 /* -1 once closed */
@@ -28,7 +41,9 @@ typedef struct tcp_client {
 	ev_timer idle;
 	frame_reader_t *rd;
 	frame_writer_t *wr;
-	unsigned open;          /* queries holding this client */
+	unsigned open;          /* holds: queries, unsent answers, a pump */
+	unsigned queries;       /* queries waiting for an upstream answer */
+	int pumping;            /* in client_pump(): it goes on by itself */
 	int eof;                /* the client sent its last query */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -39,9 +54,9 @@ struct listener_tcp {
 	struct ev_loop *loop;
 	const config_t *cfg;
 	query_env_t *env;
-	int fd;
-	ev_io io;
-	tcp_client_t *clients;
+	int fd;                 /* -1 once stopped */
+	acceptor_t *acceptor;
+	TAILQ_HEAD(tcp_clients, tcp_client) clients;   /* least recently active first */
 	size_t nclients;
 	tcp_client_t *unsent;   /* clients with answers to send */
 	ev_prepare flush;       /* sends them before the loop sleeps */
@@ -66,26 +81,49 @@ static void client_close(tcp_client_t *c, const char *why)
 	ev_timer_stop(l->loop, &c->idle);
 	close(c->fd);
 	c->fd = -1;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		l->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	TAILQ_REMOVE(&l->clients, c, link);
 	l->nclients--;
+	acceptor_kick(l->acceptor);   /* a descriptor is free again */
 	/* Queries still open hold it; the last release frees it. */
 	if (c->open == 0)
 		client_free(c);
 }
 
-static void set_events(tcp_client_t *c)
+static size_t client_unsent(const tcp_client_t *c)
 {
 	const uint8_t *data;
+
+	return frame_writer_data(c->wr, &data);
+}
+
+/* Takes no more queries for now: too many open, or too many answers it
+ * has not read. */
+static int client_paused(const tcp_client_t *c)
+{
+	return c->queries >= TCP_CLIENT_MAX_OPEN ||
+	       client_unsent(c) >= TCP_CLIENT_OUT_CAP;
+}
+
+/* A query came: the idle timeout starts again, and the client goes last
+ * in the order of idleness. */
+static void client_touch(tcp_client_t *c)
+{
+	listener_tcp_t *l = c->l;
+
+	ev_timer_again(l->loop, &c->idle);
+	if (TAILQ_LAST(&l->clients, tcp_clients) != c) {
+		TAILQ_REMOVE(&l->clients, c, link);
+		TAILQ_INSERT_TAIL(&l->clients, c, link);
+	}
+}
+
+static void set_events(tcp_client_t *c)
+{
 	int ev = 0;
 
-	if (!c->eof && c->open < TCP_CLIENT_MAX_OPEN && c->l->fd >= 0)
+	if (!c->eof && c->l->fd >= 0 && !client_paused(c))
 		ev |= EV_READ;
-	if (frame_writer_data(c->wr, &data) > 0)
+	if (client_unsent(c) > 0)
 		ev |= EV_WRITE;
 	if (ev == c->events)
 		return;
@@ -97,12 +135,34 @@ static void set_events(tcp_client_t *c)
 	}
 }
 
-/* Done when the client has sent all it will and has all its answers. */
+/* Done when the client has sent all it will and has all its answers (its
+ * last frames were taken: nothing open and nothing unsent leaves it
+ * unpaused, and a pump took them). */
 static int client_finished(tcp_client_t *c)
 {
-	const uint8_t *data;
+	return c->eof && c->open == 0 && client_unsent(c) == 0;
+}
 
-	return c->eof && c->open == 0 && frame_writer_data(c->wr, &data) == 0;
+static int client_pump(tcp_client_t *c);
+
+/* After anything that may let the client go on: its queries taken up to
+ * the limits, closed when done, else its events set. Returns -1 when the
+ * client was closed (or freed). */
+static int client_update(tcp_client_t *c)
+{
+	if (c->fd < 0) {
+		if (c->open == 0)
+			client_free(c);
+		return -1;
+	}
+	if (client_pump(c) < 0)
+		return -1;
+	if (client_finished(c)) {
+		client_close(c, "done");
+		return -1;
+	}
+	set_events(c);
+	return 0;
 }
 
 /* Returns -1 when the client was closed. */
@@ -121,21 +181,22 @@ static int client_flush(tcp_client_t *c)
 		}
 		frame_writer_consume(c->wr, (size_t)n);
 	}
-	if (client_finished(c)) {
-		client_close(c, "done");
-		return -1;
-	}
-	set_events(c);
-	return 0;
+	/* Below the cap again: its waiting frames may go on. */
+	return client_update(c);
 }
 
 static void tcp_hold(void *owner)
 {
-	((tcp_client_t *)owner)->open++;
+	tcp_client_t *c = owner;
+
+	c->queries++;
+	c->open++;
 }
 
 /* Answers wait for the end of the loop pass, so that the many answers of
- * one upstream record leave in one send; the wait holds the client. */
+ * one upstream record leave in one send; the wait holds the client. Past
+ * the output cap answers are still kept (the client is paused, and takes
+ * no more queries): no answer to an open query is lost. */
 static void tcp_reply(void *owner, const struct sockaddr_storage *addr,
 		      socklen_t addrlen, const uint8_t *msg, size_t len)
 {
@@ -149,25 +210,19 @@ static void tcp_reply(void *owner, const struct sockaddr_storage *addr,
 	if (c->unsent)
 		return;
 	c->unsent = 1;
-	tcp_hold(c);
+	c->open++;
 	c->next_unsent = c->l->unsent;
 	c->l->unsent = c;
 }
 
+/* The query module is done with one of the client's queries. */
 static void tcp_release(void *owner)
 {
 	tcp_client_t *c = owner;
 
+	c->queries--;
 	c->open--;
-	if (c->fd < 0) {
-		if (c->open == 0)
-			client_free(c);
-		return;
-	}
-	if (client_finished(c))
-		client_close(c, "done");
-	else
-		set_events(c);
+	client_update(c);
 }
 
 /* Each client's answers of the pass, then its hold released. */
@@ -177,9 +232,11 @@ static void send_unsent(listener_tcp_t *l)
 		tcp_client_t *c = l->unsent;
 		l->unsent = c->next_unsent;
 		c->unsent = 0;
+		c->open--;
 		if (c->fd >= 0)
 			client_flush(c);
-		tcp_release(c);
+		else if (c->open == 0)
+			client_free(c);
 	}
 }
 
@@ -197,27 +254,37 @@ static const query_client_t TCP_CLIENT_OPS = {
 	.udp = 0,
 };
 
-/* Hand every complete query to the query module. A query may be answered
- * at once (FORMERR) and so call back into the client: hold it meanwhile.
+/* Hand complete queries to the query module, one frame at a time while
+ * the client is not paused; the rest wait in its input buffer (which does
+ * not grow: reading stops meanwhile). A query may be answered at once
+ * (cache, FORMERR) or fail at once, and so call back into the client:
+ * hold it meanwhile; a pump under way is not started again, it goes on.
  * Returns -1 when the client was closed. */
-static int client_dispatch(tcp_client_t *c)
+static int client_pump(tcp_client_t *c)
 {
 	query_client_t ops = TCP_CLIENT_OPS;
 	const uint8_t *msg;
 	size_t len;
 	int closed;
 
+	if (c->pumping)
+		return 0;
 	ops.owner = c;
+	c->pumping = 1;
 	c->open++;
-	while (c->fd >= 0 && frame_reader_next(c->rd, &msg, &len)) {
+	while (c->fd >= 0 && c->l->fd >= 0 && !client_paused(c) &&
+	       frame_reader_next(c->rd, &msg, &len)) {
 		if (len == 0) {
 			client_close(c, "zero-length message");
 			break;
 		}
 		query_submit(c->l->env, msg, len, &ops, &c->addr, c->addrlen);
 	}
+	c->pumping = 0;
+	c->open--;
 	closed = c->fd < 0;
-	tcp_release(c);
+	if (closed && c->open == 0)
+		client_free(c);
 	return closed ? -1 : 0;
 }
 
@@ -243,9 +310,8 @@ static void client_read(tcp_client_t *c)
 		return;
 	}
 	frame_reader_commit(c->rd, (size_t)n);
-	ev_timer_again(c->l->loop, &c->idle);
-	if (client_dispatch(c) == 0)
-		set_events(c);
+	client_touch(c);
+	client_update(c);
 }
 
 static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -255,7 +321,9 @@ static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	if ((revents & EV_WRITE) && client_flush(c) < 0)
 		return;
-	if (revents & EV_READ)
+	/* The flush may have paused it (answers from the cache): then no read,
+	 * or its input buffer would grow. */
+	if ((revents & EV_READ) && (c->events & EV_READ))
 		client_read(c);
 }
 
@@ -264,10 +332,25 @@ static void on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
 	tcp_client_t *c = w->data;
 
 	(void)revents;
-	if (c->open > 0)
+	if (client_unsent(c) > 0 && !c->unsent)
+		client_close(c, "answers not read within tcp-client-timeout");
+	else if (c->open > 0)
 		ev_timer_again(loop, w);  /* waiting for upstream answers */
 	else
 		client_close(c, "idle");
+}
+
+/* RFC 7766 6.2.3: with the table full, the client idle longest makes
+ * room, so that a new one is served now and not when idle ones time out.
+ * Never one with a query open or answers unsent. NULL: all are busy. */
+static tcp_client_t *idle_longest(listener_tcp_t *l)
+{
+	tcp_client_t *c;
+
+	TAILQ_FOREACH(c, &l->clients, link)
+		if (c->open == 0 && client_unsent(c) == 0)
+			return c;
+	return NULL;
 }
 
 static void client_add(listener_tcp_t *l, int fd,
@@ -290,40 +373,35 @@ static void client_add(listener_tcp_t *l, int fd,
 	c->idle.repeat = l->cfg->tcp_client_timeout_ms / 1000.0;
 	c->idle.data = c;
 	ev_timer_again(l->loop, &c->idle);
-	c->next = l->clients;
-	if (l->clients)
-		l->clients->prev = c;
-	l->clients = c;
+	TAILQ_INSERT_TAIL(&l->clients, c, link);
 	l->nclients++;
 	set_events(c);
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+/* A new client; with the table full it takes the place of the one idle
+ * longest, or is refused when all are busy. */
+static void on_accept(void *arg, int fd, const struct sockaddr_storage *addr,
+		      socklen_t addrlen)
 {
-	listener_tcp_t *l = w->data;
+	listener_tcp_t *l = arg;
+	tcp_client_t *idle;
+	char why[64];
 
-	(void)loop;
-	(void)revents;
-	for (;;) {
-		struct sockaddr_storage addr;
-		socklen_t addrlen = sizeof(addr);
-		int fd = accept4(l->fd, (struct sockaddr *)&addr, &addrlen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("listener %s: accept: %s", l->text, strerror(errno));
-			return;
-		}
-		if (l->nclients >= l->cfg->max_tcp_clients) {
+	if (l->nclients >= l->cfg->max_tcp_clients) {
+		idle = idle_longest(l);
+		if (!idle) {
 			char peer[64];
-			net_format(&addr, peer, sizeof(peer));
-			log_debug("client %s: refused, %zu tcp clients already",
+			net_format(addr, peer, sizeof(peer));
+			log_debug("client %s: refused, %zu tcp clients already, all busy",
 				  peer, l->nclients);
 			close(fd);
-			continue;
+			return;
 		}
-		client_add(l, fd, &addr, addrlen);
+		snprintf(why, sizeof(why), "idle longest, %zu tcp clients",
+			 l->nclients);
+		client_close(idle, why);
 	}
+	client_add(l, fd, addr, addrlen);
 }
 
 listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
@@ -332,6 +410,7 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 				    query_env_t *env, char *err, size_t errlen)
 {
 	int fd = net_bind(addr, SOCK_STREAM, shared, err, errlen);
+	char name[CONFIG_SPEC_MAX + 16];
 	listener_tcp_t *l;
 
 	if (fd < 0)
@@ -348,9 +427,9 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 	l->env = env;
 	l->fd = fd;
 	snprintf(l->text, sizeof(l->text), "%s", addr->text);
-	ev_io_init(&l->io, on_accept, fd, EV_READ);
-	l->io.data = l;
-	ev_io_start(loop, &l->io);
+	TAILQ_INIT(&l->clients);
+	snprintf(name, sizeof(name), "listener %s", addr->text);
+	l->acceptor = acceptor_create(loop, fd, name, on_accept, l);
 	ev_prepare_init(&l->flush, on_flush);
 	l->flush.data = l;
 	ev_prepare_start(loop, &l->flush);
@@ -359,11 +438,14 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 
 void listener_tcp_stop(listener_tcp_t *l)
 {
-	ev_io_stop(l->loop, &l->io);
+	tcp_client_t *c, *next;
+
+	acceptor_destroy(l->acceptor);
+	l->acceptor = NULL;
 	close(l->fd);
 	l->fd = -1;
-	for (tcp_client_t *c = l->clients, *next; c; c = next) {
-		next = c->next;
+	for (c = TAILQ_FIRST(&l->clients); c; c = next) {
+		next = TAILQ_NEXT(c, link);
 		c->eof = 1;   /* read no more; finish what is open */
 		if (client_finished(c))
 			client_close(c, "shutdown");
@@ -376,11 +458,11 @@ void listener_tcp_destroy(listener_tcp_t *l)
 {
 	if (!l)
 		return;
-	while (l->clients)
-		client_close(l->clients, "shutdown");
+	while (!TAILQ_EMPTY(&l->clients))
+		client_close(TAILQ_FIRST(&l->clients), "shutdown");
 	send_unsent(l);   /* frees the closed clients it held */
 	ev_prepare_stop(l->loop, &l->flush);
-	ev_io_stop(l->loop, &l->io);
+	acceptor_destroy(l->acceptor);
 	if (l->fd >= 0)
 		close(l->fd);
 	free(l);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "dotstub/config.h"
@@ -283,6 +284,59 @@ static int same_listeners(const config_t *a, const config_t *b)
 	return 1;
 }
 
+/* Descriptors besides the TCP clients: stdio; per thread its loop's own
+ * (epoll, async, signals), a UDP and a TCP socket per listener and the
+ * upstream pools (twice: a reload keeps the old pools until their queries
+ * end); the metrics listener and its clients; a margin for syslog, trust
+ * stores read on reload and the like. */
+static unsigned long fds_besides_clients(const config_t *cfg)
+{
+	unsigned long threads = cfg->threads ? cfg->threads : 1;
+	unsigned long per_thread = 4 + 2 * cfg->nlisten +
+				   2 * cfg->nupstreams * cfg->pool_size;
+
+	return 3 + 8 + threads * per_thread +
+	       (cfg->metrics ? 1 + METRICS_MAX_CLIENTS : 0);
+}
+
+/* Raise the soft open-file limit (up to the hard one) so that every
+ * listener of every thread can hold max-tcp-clients; when even the hard
+ * limit is too low, lower max-tcp-clients to what fits, and say so. (With
+ * ulimit -n 32 and 40 idle clients, accept() failed with EMFILE over and
+ * over, and a full table could not make room for a new client.) */
+static void fit_fd_limit(config_t *cfg)
+{
+	unsigned long lanes = (cfg->threads ? cfg->threads : 1) *
+			      (cfg->nlisten ? cfg->nlisten : 1);
+	unsigned long besides = fds_besides_clients(cfg);
+	unsigned long need = besides + lanes * cfg->max_tcp_clients, fit;
+	struct rlimit rl, want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return;
+	want = rl;
+	want.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ?
+			need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+		rl = want;
+	else
+		log_warn("cannot raise the open-file limit: %s", strerror(errno));
+	if (rl.rlim_cur >= need) {
+		log_info("open-file limit raised to %lu", (unsigned long)rl.rlim_cur);
+		return;
+	}
+	fit = rl.rlim_cur > besides ? (rl.rlim_cur - besides) / lanes : 0;
+	if (fit < 1)
+		fit = 1;
+	log_warn("open-file limit %lu (hard %lu) is too low for max-tcp-clients = %u "
+		 "on %lu listening socket(s) (listeners x threads), which needs %lu: "
+		 "max-tcp-clients lowered to %lu; raise LimitNOFILE= or ulimit -n",
+		 (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max,
+		 cfg->max_tcp_clients, lanes, need, fit);
+	cfg->max_tcp_clients = (unsigned)fit;
+}
+
 /* What run() would refuse: a file that does not parse, trust anchors
  * that do not load. Returns 0, or -1 with err. */
 static int validate(const config_t *cfg, char *err, size_t errlen)
@@ -317,6 +371,7 @@ static void reload(daemon_t *d)
 	}
 	if (!same_listeners(&cfg, &d->sc->cfg) || cfg.threads != d->sc->cfg.threads)
 		log_warn("reload: listener and thread changes take effect at the next start");
+	fit_fd_limit(&cfg);
 	sc = shared_config_new(&cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_reload(d->workers[i], sc);
@@ -472,6 +527,7 @@ int main(int argc, char **argv)
 		break;
 	case CONFIG_RUN:
 	default:
+		fit_fd_limit(&cfg);
 		d.sc = shared_config_new(&cfg);
 		rc = run(&d);
 		shutdown_daemon(&d);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotstub/acceptor.h"
 #include "dotstub/config.h"
 #include "dotstub/log.h"
 #include "dotstub/metrics.h"
@@ -14,7 +15,7 @@
 
 #define REQUEST_MAX 4096
 #define CLIENT_TIMEOUT 5.0   /* seconds to send a request */
-#define MAX_CLIENTS 16       /* a scraper or two, not a web server */
+#define MAX_CLIENTS METRICS_MAX_CLIENTS
 
 typedef struct client {
 	struct metrics *m;
@@ -31,7 +32,7 @@ typedef struct client {
 struct metrics {
 	struct ev_loop *loop;
 	int fd;
-	ev_io io;
+	acceptor_t *acceptor;
 	metrics_render_fn render;
 	void *arg;
 	client_t *clients;
@@ -53,6 +54,7 @@ static void client_close(client_t *c)
 	close(c->fd);
 	free(c->resp);
 	free(c);
+	acceptor_kick(m->acceptor);   /* a descriptor is free again */
 }
 
 /* Build the whole response once the request line is known. */
@@ -118,30 +120,30 @@ static void on_client_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	client_close(w->data);
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+static void on_accept(void *arg, int fd, const struct sockaddr_storage *addr,
+		      socklen_t addrlen)
 {
-	metrics_t *m = w->data;
-	int fd;
+	metrics_t *m = arg;
+	client_t *c;
 
-	(void)revents;
-	while ((fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		if (m->nclients >= MAX_CLIENTS) {
-			close(fd);
-			continue;
-		}
-		client_t *c = xcalloc(1, sizeof(*c));
-		c->m = m;
-		c->fd = fd;
-		c->next = m->clients;
-		m->clients = c;
-		m->nclients++;
-		ev_io_init(&c->io, on_client, fd, EV_READ);
-		c->io.data = c;
-		ev_io_start(loop, &c->io);
-		ev_timer_init(&c->timer, on_client_timeout, CLIENT_TIMEOUT, 0.);
-		c->timer.data = c;
-		ev_timer_start(loop, &c->timer);
+	(void)addr;
+	(void)addrlen;
+	if (m->nclients >= MAX_CLIENTS) {
+		close(fd);
+		return;
 	}
+	c = xcalloc(1, sizeof(*c));
+	c->m = m;
+	c->fd = fd;
+	c->next = m->clients;
+	m->clients = c;
+	m->nclients++;
+	ev_io_init(&c->io, on_client, fd, EV_READ);
+	c->io.data = c;
+	ev_io_start(m->loop, &c->io);
+	ev_timer_init(&c->timer, on_client_timeout, CLIENT_TIMEOUT, 0.);
+	c->timer.data = c;
+	ev_timer_start(m->loop, &c->timer);
 }
 
 metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
@@ -149,6 +151,7 @@ metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
 			  char *err, size_t errlen)
 {
 	config_listen_t l;
+	char name[CONFIG_SPEC_MAX + 16];
 	metrics_t *m;
 	int fd;
 
@@ -171,9 +174,8 @@ metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
 	m->fd = fd;
 	m->render = render;
 	m->arg = arg;
-	ev_io_init(&m->io, on_accept, fd, EV_READ);
-	m->io.data = m;
-	ev_io_start(loop, &m->io);
+	snprintf(name, sizeof(name), "metrics %s", addr);
+	m->acceptor = acceptor_create(loop, fd, name, on_accept, m);
 	return m;
 }
 
@@ -181,9 +183,10 @@ void metrics_destroy(metrics_t *m)
 {
 	if (!m)
 		return;
+	acceptor_destroy(m->acceptor);
+	m->acceptor = NULL;
 	while (m->clients)
 		client_close(m->clients);
-	ev_io_stop(m->loop, &m->io);
 	close(m->fd);
 	free(m);
 }

@@ -7,6 +7,10 @@
 #include <ev.h>
 #include <stdio.h>
 
+/* Scrapers served at once (a scraper or two, not a web server); more
+ * are closed at once. Counted in the start-up descriptor budget. */
+#define METRICS_MAX_CLIENTS 16
+
 typedef struct metrics metrics_t;
 
 /* Writes the current metrics in the Prometheus text format to out. */
