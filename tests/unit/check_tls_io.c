@@ -513,6 +513,40 @@ START_TEST(test_tickets_split_reads)
 }
 END_TEST
 
+/* A server may send any number of tickets: the session keeps the newest
+ * TLS_TICKETS_MAX, and hands each out once. */
+START_TEST(test_tickets_bounded_each_once)
+{
+	struct pair p;
+	struct bytes got = { NULL, 0, 0 };
+	struct bytes seen[TLS_TICKETS_MAX + 1] = { { NULL, 0, 0 } };
+	uint8_t *t;
+	size_t tlen, n = 0;
+
+	pair_open(&p, 1);
+	ck_assert_uint_eq(client_read_until_again(&p, &got), 0);
+	while (tls_session_take_ticket(p.cli, &t, &tlen))
+		free(t);
+	gnutls_ok(gnutls_session_ticket_send(p.srv.s, TLS_TICKETS_MAX + 5, 0),
+		  "ticket_send");
+	server_flush(&p.srv);
+	ck_assert_uint_eq(client_read_until_again(&p, &got), 0);
+	while (n <= TLS_TICKETS_MAX && tls_session_take_ticket(p.cli, &t, &tlen)) {
+		for (size_t i = 0; i < n; i++)
+			ck_assert_msg(seen[i].len != tlen || memcmp(seen[i].data, t, tlen) != 0,
+				      "ticket %zu is ticket %zu again", n, i);
+		bytes_add(&seen[n++], t, tlen);
+		free(t);
+	}
+	ck_assert_uint_eq(n, TLS_TICKETS_MAX);
+	ck_assert_uint_eq(got.len, 0);
+	for (size_t i = 0; i < n; i++)
+		bytes_free(&seen[i]);
+	bytes_free(&got);
+	pair_close(&p);
+}
+END_TEST
+
 static Suite *tls_io_suite(void)
 {
 	Suite *s = suite_create("tls_io");
@@ -524,6 +558,7 @@ static Suite *tls_io_suite(void)
 	tcase_add_test(tc, test_three_records_in_one_read);
 	tcase_add_test(tc, test_one_then_two_records);
 	tcase_add_test(tc, test_tickets_split_reads);
+	tcase_add_test(tc, test_tickets_bounded_each_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
