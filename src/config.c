@@ -4,9 +4,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dotstub/config.h"
 #include "dotstub/log.h"
@@ -20,6 +22,42 @@ static const char *const DEFAULT_UPSTREAMS[] = {
 	"2606:4700:4700::1111@853#cloudflare-dns.com",
 	"2606:4700:4700::1001@853#cloudflare-dns.com",
 };
+
+/* The working directory of the first config_from_args() (start-up):
+ * -d moves to / before any reload. "" = not known (getcwd failed). */
+static char start_dir[PATH_MAX];
+static int start_dir_known;
+
+static void remember_start_dir(void)
+{
+	if (start_dir_known)
+		return;
+	start_dir_known = 1;
+	if (!getcwd(start_dir, sizeof(start_dir)))
+		start_dir[0] = '\0';
+}
+
+/* Joined, not realpath()ed: a symbolic link in the path is followed when
+ * the file is opened, each time (a configuration file that a tool swaps by
+ * its link is read anew at a reload), and a pidfile's last component must
+ * stay what the user named, for its O_NOFOLLOW check. */
+char *config_path(const char *path)
+{
+	char *abs;
+	size_t dlen;
+
+	if (path[0] == '/' || !path[0])
+		return xstrdup(path);
+	remember_start_dir();
+	if (!start_dir[0])
+		return xstrdup(path);  /* no better guess than the current one */
+	dlen = strlen(start_dir);
+	abs = xmalloc(dlen + 1 + strlen(path) + 1);
+	memcpy(abs, start_dir, dlen);
+	abs[dlen] = '/';
+	strcpy(abs + dlen + 1, path);
+	return abs;
+}
 
 static int parse_port(const char *s, uint16_t *port)
 {
@@ -236,10 +274,10 @@ static const config_setting_t *setting_of_option(int opt)
 	return NULL;
 }
 
-static void replace(char **dst, const char *src)
+static void replace_path(char **dst, const char *src)
 {
 	free(*dst);
-	*dst = xstrdup(src);
+	*dst = config_path(src);
 }
 
 /* A setting given on the command line. The first use of a repeatable one
@@ -268,7 +306,7 @@ static int apply_command(config_t *cfg, int opt, const char *arg,
 		if (config_group_add_server(&cfg->cli, arg) < 0)
 			goto bad;
 		break;
-	case OPT_CA_FILE: replace(&cfg->cli.ca_file, arg); break;
+	case OPT_CA_FILE: replace_path(&cfg->cli.ca_file, arg); break;
 	case OPT_PIN:
 		if (config_group_add_pin(&cfg->cli, arg) < 0)
 			goto bad;
@@ -371,12 +409,13 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 	unsigned char seen[64] = { 0 };
 	int opt;
 
+	remember_start_dir();
 	make_getopt_tables(&t);
 	file = find_config_file(argc, argv, &t);
 	set_defaults(cfg);
 	if (file) {
-		cfg->config_file = xstrdup(file);
-		if (config_load_file(cfg, file, err, errlen) < 0)
+		cfg->config_file = config_path(file);
+		if (config_load_file(cfg, cfg->config_file, err, errlen) < 0)
 			return -1;
 	}
 	opterr = 0;

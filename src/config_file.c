@@ -88,10 +88,14 @@ static int upstream_key(parse_state_t *st, const char *label,
 		return 1;
 	}
 	if (strcmp(name, "ca-file") == 0) {
-		if (access(value, R_OK) < 0)
-			return error(st, "ca-file: cannot read '%s': %s", value, strerror(errno));
+		char *path = config_path(value);
+		if (access(path, R_OK) < 0) {
+			error(st, "ca-file: cannot read '%s': %s", path, strerror(errno));
+			free(path);
+			return 0;
+		}
 		free(g->ca_file);
-		g->ca_file = xstrdup(value);
+		g->ca_file = path;
 		return 1;
 	}
 	return error(st, "unknown key '%s' in [upstream %s]", name, label);

@@ -30,7 +30,7 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	  "USER", "drop privileges after binding" },
 	{ NULL, "daemonize", 'd', SET_FLAG, AT(daemonize), NULL, 0, 0, NULL,
 	  NULL, "detach, log to syslog" },
-	{ "pidfile", "pidfile", 0, SET_STRING, AT(pidfile), NULL, 0, 0, NULL,
+	{ "pidfile", "pidfile", 0, SET_PATH, AT(pidfile), NULL, 0, 0, NULL,
 	  "FILE", "write the PID after binding" },
 	{ "metrics", "metrics", 0, SET_ADDR_PORT, AT(metrics), NULL, 0, 0, NULL,
 	  "ADDR@PORT", "Prometheus metrics at http://ADDR:PORT/metrics" },
@@ -154,6 +154,10 @@ int config_setting_set(config_t *cfg, const config_setting_t *s,
 	case SET_STRING:
 		set_string(cfg, s, value);
 		return 0;
+	case SET_PATH:
+		free(*(char **)field(cfg, s));
+		*(char **)field(cfg, s) = config_path(value);
+		return 0;
 	case SET_ADDR_PORT:
 		if (!strchr(value, '@') || config_parse_addr(value, 0, &ss, &len) < 0)
 			break;
@@ -204,6 +208,7 @@ static void print_setting(const config_t *cfg, const config_setting_t *s, FILE *
 	case SET_FLAG:
 		break;
 	case SET_STRING:
+	case SET_PATH:
 	case SET_ADDR_PORT:
 		str = *(char *const *)cfield(cfg, s);
 		if (str)

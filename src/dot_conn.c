@@ -38,7 +38,6 @@ struct dot_conn {
 	ev_tstamp last_rx;    /* when the server last sent anything */
 	int peer_closed;      /* it closed the session (EOF, close_notify) */
 	int keepalive_ms;     /* the server's EDNS keepalive, -1 unknown */
-	int ticket_seen;
 	dot_conn_stats_t stats;
 };
 
@@ -197,6 +196,20 @@ static void handle_answer(dot_conn_t *c, const uint8_t *msg, size_t len)
 		c->ev->on_room(c->arg, c);
 }
 
+/* Every ticket the server sent goes to the owner, each one once. */
+static void pass_tickets(dot_conn_t *c)
+{
+	uint8_t *t;
+	size_t tlen;
+
+	while (tls_session_take_ticket(c->tls, &t, &tlen)) {
+		if (c->ev->on_ticket)
+			c->ev->on_ticket(c->arg, t, tlen);
+		else
+			free(t);
+	}
+}
+
 /* Read everything TLS has, GnuTLS's own buffer included (level-triggered
  * readiness does not see it). Returns -1 when the connection closed. */
 static int read_answers(dot_conn_t *c)
@@ -223,14 +236,7 @@ static int read_answers(dot_conn_t *c)
 		while (frame_reader_next(c->rd, &msg, &len))
 			handle_answer(c, msg, len);
 	}
-	if (!c->ticket_seen && c->ev->on_ticket) {
-		const uint8_t *t;
-		size_t tlen;
-		if (tls_session_ticket(c->tls, &t, &tlen)) {
-			c->ticket_seen = 1;
-			c->ev->on_ticket(c->arg, t, tlen);
-		}
-	}
+	pass_tickets(c);
 	quickack(c);
 	if (c->state == DOT_DRAINING && idmap_count(c->ids) == 0) {
 		close_conn(c, 0, NULL);

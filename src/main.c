@@ -17,6 +17,7 @@
 #include "dotstub/log.h"
 #include "dotstub/metrics.h"
 #include "dotstub/notify.h"
+#include "dotstub/pidfile.h"
 #include "dotstub/probe.h"
 #include "dotstub/query.h"
 #include "dotstub/tls.h"
@@ -36,6 +37,7 @@ typedef struct {
 	unsigned nworkers;
 	ev_signal sig_term, sig_int, sig_usr1, sig_hup;
 	metrics_t *metrics;
+	pidfile_t *pidfile;    /* created as root, removed at exit */
 	ev_timer drain;
 	ev_tstamp drain_started;
 	int stopping;
@@ -113,17 +115,6 @@ static int daemonize(void)
 			close(fd);
 	}
 	log_use_syslog("dotstub");
-	return 0;
-}
-
-static int write_pidfile(const char *path)
-{
-	FILE *f = fopen(path, "w");
-
-	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
-		log_error("--pidfile %s: %s", path, strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 
@@ -425,10 +416,8 @@ static void shutdown_daemon(daemon_t *d)
 	ev_signal_stop(d->loop, &d->sig_int);
 	ev_signal_stop(d->loop, &d->sig_usr1);
 	ev_timer_stop(d->loop, &d->drain);
-	/* After --user the directory may not be ours any more. */
-	if (d->sc->cfg.pidfile && unlink(d->sc->cfg.pidfile) < 0)
-		log_warn("cannot remove pidfile %s: %s", d->sc->cfg.pidfile,
-			 strerror(errno));
+	pidfile_remove(d->pidfile);
+	d->pidfile = NULL;
 	ev_loop_destroy(d->loop);
 }
 
@@ -448,14 +437,40 @@ static int serve_metrics(daemon_t *d)
 	return 0;
 }
 
-/* Start-up in order: sockets (as root), fork, pidfile, privileges, then
- * the threads (after fork and setuid, which concern the whole process). */
+/* The pidfile is created before the fork, so that a refused one is an
+ * error on stderr and exit status 1; the PID is the child's. */
+static int create_pidfile(daemon_t *d)
+{
+	char err[512];
+
+	if (!d->sc->cfg.pidfile)
+		return 0;
+	d->pidfile = pidfile_create(d->sc->cfg.pidfile, err, sizeof(err));
+	if (!d->pidfile)
+		log_error("%s", err);
+	return d->pidfile ? 0 : -1;
+}
+
+static int write_pidfile(daemon_t *d)
+{
+	char err[512];
+
+	if (d->pidfile && pidfile_write(d->pidfile, getpid(), err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Start-up in order: sockets and pidfile (as root), fork, the PID,
+ * privileges, then the threads (after fork and setuid, which concern the
+ * whole process). */
 static int run(daemon_t *d)
 {
 	const config_t *cfg = &d->sc->cfg;
 
 	d->loop = ev_default_loop(EVFLAG_AUTO);
-	if (create_workers(d) < 0 || serve_metrics(d) < 0)
+	if (create_workers(d) < 0 || serve_metrics(d) < 0 || create_pidfile(d) < 0)
 		return 1;
 	if (cfg->daemonize) {
 		if (daemonize() < 0)
@@ -464,7 +479,7 @@ static int run(daemon_t *d)
 		for (unsigned i = 0; i < d->nworkers; i++)
 			worker_after_fork(d->workers[i]);
 	}
-	if (cfg->pidfile && write_pidfile(cfg->pidfile) < 0)
+	if (write_pidfile(d) < 0)
 		return 1;
 	if (cfg->user && drop_privileges(cfg->user) < 0)
 		return 1;

@@ -65,7 +65,9 @@ struct tls_session {
 	unsigned status;     /* gnutls_certificate_status_t bits */
 	int pin_match;       /* index of the pin that matched, -1 none */
 	verified_path_t path;
-	gnutls_datum_t ticket;
+	/* Tickets received and not yet taken, oldest first. */
+	gnutls_datum_t tickets[TLS_TICKETS_MAX];
+	size_t ntickets;
 	char error[256];
 };
 
@@ -349,7 +351,10 @@ static int verify_peer(gnutls_session_t s)
 	return 0;
 }
 
-/* TLS 1.3 tickets arrive after the handshake; keep the newest. */
+/* TLS 1.3 tickets arrive after the handshake, usually two or more (one
+ * for each connection the client may open next). Keep each one: after the
+ * hook the session's resumption data is overwritten by the next ticket.
+ * A server that sends many costs at most TLS_TICKETS_MAX (the newest). */
 static int on_ticket(gnutls_session_t s, unsigned htype, unsigned when,
 		     unsigned incoming, const gnutls_datum_t *msg)
 {
@@ -362,8 +367,13 @@ static int on_ticket(gnutls_session_t s, unsigned htype, unsigned when,
 	(void)msg;
 	if (gnutls_session_get_data2(s, &d) < 0)
 		return 0;
-	gnutls_free(ts->ticket.data);
-	ts->ticket = d;
+	if (ts->ntickets == TLS_TICKETS_MAX) {
+		gnutls_free(ts->tickets[0].data);
+		memmove(ts->tickets, ts->tickets + 1,
+			(TLS_TICKETS_MAX - 1) * sizeof(ts->tickets[0]));
+		ts->ntickets--;
+	}
+	ts->tickets[ts->ntickets++] = d;
 	return 0;
 }
 
@@ -475,7 +485,8 @@ void tls_session_destroy(tls_session_t *ts)
 		gnutls_deinit(ts->s);
 	if (ts->path.anchor)
 		gnutls_x509_crt_deinit(ts->path.anchor);
-	gnutls_free(ts->ticket.data);
+	for (size_t i = 0; i < ts->ntickets; i++)
+		gnutls_free(ts->tickets[i].data);
 	free(ts->in);
 	free(ts);
 }
@@ -485,12 +496,17 @@ void tls_session_set_ticket(tls_session_t *ts, const uint8_t *data, size_t len)
 	gnutls_session_set_data(ts->s, data, len);
 }
 
-int tls_session_ticket(tls_session_t *ts, const uint8_t **data, size_t *len)
+int tls_session_take_ticket(tls_session_t *ts, uint8_t **data, size_t *len)
 {
-	if (!ts->ticket.data)
+	gnutls_datum_t *t = &ts->tickets[0];
+
+	if (ts->ntickets == 0)
 		return 0;
-	*data = ts->ticket.data;
-	*len = ts->ticket.size;
+	*data = xmalloc(t->size);
+	memcpy(*data, t->data, t->size);
+	*len = t->size;
+	gnutls_free(t->data);
+	memmove(ts->tickets, ts->tickets + 1, --ts->ntickets * sizeof(*t));
 	return 1;
 }
 

@@ -13,6 +13,11 @@
  * policy, so that a recovered or faster one is noticed. */
 #define EXPLORE_ONE_IN 32
 
+/* Tickets kept per upstream: servers send two or so per connection, and a
+ * burst opens at most pool-size connections at once; a full handshake
+ * when none is left costs one round trip. */
+#define UPSTREAM_TICKETS_MAX 8
+
 typedef struct upstream {
 	upstream_set_t *set;
 	const config_upstream_t *cfg;
@@ -22,8 +27,13 @@ typedef struct upstream {
 	ev_tstamp down_until;      /* backoff: not chosen before this */
 	ev_tstamp last_fail;
 	double srtt_ms;            /* smoothed answer time; 0 = not measured */
-	uint8_t *ticket;           /* to resume the next connection */
-	size_t ticket_len;
+	/* Session tickets for the next connections, oldest first; each is
+	 * offered once (RFC 8446 C.4: a reused ticket links connections). */
+	struct ticket {
+		uint8_t *data;
+		size_t len;
+	} tickets[UPSTREAM_TICKETS_MAX];
+	size_t ntickets;
 } upstream_t;
 
 struct upstream_set {
@@ -63,14 +73,32 @@ static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 		u->set->stats.handshakes++;
 }
 
-static void on_ticket(void *arg, const uint8_t *data, size_t len)
+/* The newest are kept: the oldest is the nearest to the end of its
+ * lifetime (and the server may have rotated its key since). */
+static void on_ticket(void *arg, uint8_t *data, size_t len)
 {
 	upstream_t *u = arg;
 
-	free(u->ticket);
-	u->ticket = xmalloc(len);
-	memcpy(u->ticket, data, len);
-	u->ticket_len = len;
+	if (u->ntickets == UPSTREAM_TICKETS_MAX) {
+		free(u->tickets[0].data);
+		memmove(u->tickets, u->tickets + 1,
+			--u->ntickets * sizeof(u->tickets[0]));
+	}
+	u->tickets[u->ntickets++] = (struct ticket){ data, len };
+}
+
+/* The newest ticket, taken out (the caller frees it); { NULL, 0 } if none. */
+static struct ticket take_ticket(upstream_t *u)
+{
+	struct ticket none = { NULL, 0 };
+
+	return u->ntickets ? u->tickets[--u->ntickets] : none;
+}
+
+static void drop_tickets(upstream_t *u)
+{
+	while (u->ntickets)
+		free(u->tickets[--u->ntickets].data);
 }
 
 /* EWMA with gain 1/8, as TCP's SRTT. */
@@ -106,8 +134,7 @@ static void mark_failed(upstream_t *u)
 	u->down_until = now + ms / 1000.0;
 	u->set->stats.conn_failures++;
 	/* A ticket from a server that now fails may be what fails. */
-	free(u->ticket);
-	u->ticket = NULL;
+	drop_tickets(u);
 }
 
 static void on_closed(void *arg, dot_conn_t *c, int failed, const char *why)
@@ -208,7 +235,7 @@ void upstream_set_destroy(upstream_set_t *set)
 		for (unsigned k = 0; k < set->pool_size; k++)
 			dot_conn_destroy(set->ups[i].conns[k]);
 		free(set->ups[i].conns);
-		free(set->ups[i].ticket);
+		drop_tickets(&set->ups[i]);
 	}
 	for (size_t i = 0; i < set->nctxs; i++)
 		tls_ctx_destroy(set->ctxs[i]);
@@ -301,16 +328,19 @@ static dot_conn_t *conn_for(upstream_t *u)
 	}
 	if (best || free_slot < 0)
 		return best;
+	struct ticket t = take_ticket(u);
+	int resuming = t.data != NULL;
 	dot_conn_t *c = dot_conn_create(set->loop, u->cfg, u->tls, &set->opts,
-					u->ticket, u->ticket_len, &CONN_EVENTS,
+					t.data, t.len, &CONN_EVENTS,
 					u, err, sizeof(err));
+	free(t.data);  /* used up, whatever became of the connection */
 	if (!c) {
 		log_warn("upstream %s: %s", u->cfg->text, err);
 		mark_failed(u);
 		return NULL;
 	}
 	log_debug("upstream %s: connecting%s", u->cfg->text,
-		  u->ticket ? " (with a session ticket)" : "");
+		  resuming ? " (with a session ticket)" : "");
 	u->conns[free_slot] = c;
 	return c;
 }

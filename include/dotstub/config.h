@@ -101,6 +101,8 @@ typedef enum {
 	SET_WORD,       /* one of words[], stored as an int index */
 	SET_FLAG,       /* command line only, no value: sets an int to 1 */
 	SET_STRING,     /* char *, owned */
+	SET_PATH,       /* char *, owned, a file name made absolute by
+			 * config_path() */
 	SET_ADDR_PORT,  /* char *, owned, "ADDR@PORT" checked */
 	SET_LISTEN,     /* repeatable: config_add_listen() */
 } config_type_t;
@@ -158,6 +160,12 @@ int config_parse_upstream(const char *text, config_upstream_t *u);
  * Help and version only set the mode. */
 int config_from_args(config_t *cfg, int argc, char **argv,
 		     char *err, size_t errlen);
+
+/* path made absolute (malloc'd): a relative one names a file in the
+ * working directory of the first config_from_args() call, i.e. where
+ * dotstub started, also at a reload after -d has moved to /. Every file
+ * setting (-c, --ca-file, --pidfile, ca-file, pidfile) goes through it. */
+char *config_path(const char *path);
 
 /* The effective configuration, in the configuration file's syntax. */
 void config_print(const config_t *cfg, FILE *out);

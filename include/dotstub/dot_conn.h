@@ -56,8 +56,9 @@ typedef struct {
 	/* Handshake complete; `resumed` when a ticket saved a full one. */
 	void (*on_ready)(void *arg, dot_conn_t *c, int resumed,
 			 double handshake_ms);
-	/* A session ticket to offer on the next connection. */
-	void (*on_ticket)(void *arg, const uint8_t *data, size_t len);
+	/* A session ticket for one later connection; `data` (malloc'd) is
+	 * the callee's. Called once per ticket the server sends. */
+	void (*on_ticket)(void *arg, uint8_t *data, size_t len);
 	/* An answer came back after `ms` (for the smoothed RTT). */
 	void (*on_rtt)(void *arg, double ms);
 	/* A query slot freed up: queries waiting for room may go. */
@@ -76,7 +77,8 @@ typedef struct {
 } dot_conn_opts_t;
 
 /* Start connecting to u (which, like tls and ev, must outlive the
- * connection). `ticket` (may be NULL) resumes an earlier session. Returns
+ * connection). `ticket` (may be NULL; copied, so the caller may free it
+ * at once) resumes an earlier session. Returns
  * NULL with err filled when no socket could be made. */
 dot_conn_t *dot_conn_create(struct ev_loop *loop, const config_upstream_t *u,
 			    tls_ctx_t *tls, const dot_conn_opts_t *opts,

@@ -26,6 +26,8 @@ typedef enum {
 
 #define TLS_PIN_LEN 32   /* SHA-256 of the DER SubjectPublicKeyInfo */
 #define TLS_PIN_B64_LEN 44
+/* Untaken session tickets one session keeps (servers send two or so). */
+#define TLS_TICKETS_MAX 8
 
 typedef struct {
 	uint8_t sha256[TLS_PIN_LEN];
@@ -64,10 +66,13 @@ void tls_session_destroy(tls_session_t *s);
 
 /* Offer a ticket saved from an earlier session with the same peer. */
 void tls_session_set_ticket(tls_session_t *s, const uint8_t *data, size_t len);
-/* The newest ticket the server sent (after the handshake, once the first
- * records were read): 1 and *data and *len (valid until the session is
- * destroyed), or 0 when there is none. */
-int tls_session_ticket(tls_session_t *s, const uint8_t **data, size_t *len);
+/* The oldest ticket the server sent (after the handshake, once the first
+ * records were read) that was not taken yet: 1 with *data (the caller's
+ * to free()) and *len, or 0 when none is left. Each ticket is handed out
+ * once, so that no two connections offer the same one (RFC 8446 C.4: a
+ * reused ticket links them). The session keeps the newest TLS_TICKETS_MAX
+ * untaken ones. */
+int tls_session_take_ticket(tls_session_t *s, uint8_t **data, size_t *len);
 /* 1 when the handshake resumed a session (no certificate exchanged). */
 int tls_session_resumed(tls_session_t *s);
 

@@ -43,10 +43,14 @@
  * so that tests see what dotstub sends upstream (padding, ECS, cookies).
  *
  * It prints "fake_upstream ready port=P" once listening. The counters
- * "connections=N handshakes=N resumed=N queries=N answers=N" (handshakes =
- * full ones; answers = whole framed messages handed to TLS, garbage included,
- * a half answer not) are rewritten to --stats FILE whenever they change and
- * printed on stdout at SIGTERM/SIGINT, after which it exits 0.
+ * "connections=N handshakes=N resumed=N queries=N answers=N tickets=N
+ * offered=N reused=N" (handshakes = full ones; answers = whole framed
+ * messages handed to TLS, garbage included, a half answer not; tickets =
+ * NewSessionTicket messages sent; offered = ClientHellos that offer a ticket
+ * (a TLS 1.3 pre_shared_key identity); reused = those whose ticket had been
+ * offered before, on any connection — RFC 8446 C.4 asks clients never to do
+ * that) are rewritten to --stats FILE whenever they change and printed on
+ * stdout at SIGTERM/SIGINT, after which it exits 0.
  *
  * One thread, one poll loop, non-blocking sockets and GnuTLS sessions: a
  * delayed or slow client never holds up another one. Only GnuTLS (3.7) and
@@ -79,6 +83,9 @@
 #define BATCH_WAIT_MS   50      /* reorder and two-in-one: flush a partial batch */
 #define REORDER_BATCH   4
 #define RECORD_MAX      16384   /* TLS plaintext record limit */
+#define SEEN_MAX        4096    /* ticket identities remembered (hashes) */
+#define HASH_LEN        32      /* SHA-256 */
+#define EXT_PRE_SHARED_KEY 41   /* RFC 8446 4.2 */
 
 /* Like dotstub's: without it GnuTLS on bookworm still offers TLS 1.1. */
 static const char PRIORITY[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
@@ -125,6 +132,7 @@ struct options {
 
 struct counters {
 	unsigned long connections, handshakes, resumed, queries, answers;
+	unsigned long tickets, offered, reused;
 };
 
 /* A framed answer held back by delay, reorder or two-in-one. */
@@ -167,6 +175,10 @@ struct server {
 	size_t nconns;
 	struct counters count;
 	int count_changed;
+	/* SHA-256 of every ticket identity offered so far: a second offer of
+	 * one is a reuse, whichever connection carries it. */
+	uint8_t seen[SEEN_MAX][HASH_LEN];
+	size_t nseen;
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -302,8 +314,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 static void print_counters(FILE *f, const struct counters *c)
 {
-	fprintf(f, "connections=%lu handshakes=%lu resumed=%lu queries=%lu answers=%lu\n",
-		c->connections, c->handshakes, c->resumed, c->queries, c->answers);
+	fprintf(f, "connections=%lu handshakes=%lu resumed=%lu queries=%lu answers=%lu "
+		"tickets=%lu offered=%lu reused=%lu\n",
+		c->connections, c->handshakes, c->resumed, c->queries, c->answers,
+		c->tickets, c->offered, c->reused);
 }
 
 /* Write to a temporary file and rename it, so that a reader never sees a
@@ -734,6 +748,95 @@ static int read_queries(struct server *srv, struct conn *c)
 }
 
 /* ------------------------------------------------------------------ */
+/* Session tickets: how many are issued, and whether one comes back   */
+/* twice                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Skip a vector with a `width`-byte length prefix; -1 if it runs past
+ * `end`. */
+static int skip_vec(const uint8_t **p, const uint8_t *end, int width)
+{
+	size_t len;
+
+	if (end - *p < width)
+		return -1;
+	len = width == 1 ? **p : get16(*p);
+	if ((size_t)(end - *p - width) < len)
+		return -1;
+	*p += width + len;
+	return 0;
+}
+
+/* The first ticket identity of a ClientHello's pre_shared_key extension
+ * (RFC 8446 4.2.11; it is the last extension), or 0 if it offers none. */
+static int psk_identity(const uint8_t *m, size_t len, const uint8_t **id,
+			size_t *idlen)
+{
+	const uint8_t *p = m + 2 + 32, *end = m + len;
+
+	if (len < 2 + 32 || skip_vec(&p, end, 1) < 0 || skip_vec(&p, end, 2) < 0 ||
+	    skip_vec(&p, end, 1) < 0 || end - p < 2)
+		return 0;
+	p += 2;                 /* all extensions' length */
+	while (end - p >= 4) {
+		unsigned type = get16(p), elen = get16(p + 2);
+		const uint8_t *e = p + 4;
+
+		if ((size_t)(end - e) < elen)
+			return 0;
+		/* identities<7..>, then the first one: identity<1..>. */
+		if (type == EXT_PRE_SHARED_KEY && elen >= 4 &&
+		    get16(e + 2) + 4u <= elen) {
+			*id = e + 4;
+			*idlen = get16(e + 2);
+			return 1;
+		}
+		p = e + elen;
+	}
+	return 0;
+}
+
+/* A ClientHello that offers a ticket: counted, and a reuse if its hash
+ * was seen before. A hash, not the ticket: the ticket's bytes (GnuTLS
+ * encrypts each one anew) are what a passive observer links on. */
+static void note_offer(struct server *srv, const gnutls_datum_t *msg)
+{
+	const uint8_t *id;
+	size_t idlen;
+	uint8_t h[HASH_LEN];
+
+	if (!psk_identity(msg->data, msg->size, &id, &idlen))
+		return;
+	srv->count.offered++;
+	srv->count_changed = 1;
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, id, idlen, h) < 0)
+		return;
+	for (size_t i = 0; i < srv->nseen; i++)
+		if (memcmp(srv->seen[i], h, HASH_LEN) == 0) {
+			srv->count.reused++;
+			return;
+		}
+	if (srv->nseen < SEEN_MAX)
+		memcpy(srv->seen[srv->nseen++], h, HASH_LEN);
+}
+
+static int on_handshake_msg(gnutls_session_t s, unsigned htype, unsigned when,
+			    unsigned incoming, const gnutls_datum_t *msg)
+{
+	struct server *srv = gnutls_session_get_ptr(s);
+
+	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming &&
+	    when == GNUTLS_HOOK_PRE) {
+		note_offer(srv, msg);
+	} else if (htype == GNUTLS_HANDSHAKE_NEW_SESSION_TICKET && !incoming &&
+		   when == GNUTLS_HOOK_POST) {
+		srv->count.tickets++;
+		srv->count_changed = 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Connections                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -790,6 +893,9 @@ static struct conn *conn_new(struct server *srv, int fd)
 		free(c);
 		return NULL;
 	}
+	gnutls_session_set_ptr(c->s, srv);
+	gnutls_handshake_set_hook_function(c->s, GNUTLS_HANDSHAKE_ANY,
+					   GNUTLS_HOOK_BOTH, on_handshake_msg);
 	gnutls_transport_set_int(c->s, fd);
 	return c;
 }

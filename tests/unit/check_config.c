@@ -395,6 +395,61 @@ START_TEST(test_sample_and_man_follow_the_table)
 }
 END_TEST
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* -d changes to / before any reload: relative names must still mean the
+ * files of the start directory, from the command line and from the file. */
+START_TEST(test_relative_paths_survive_chdir)
+{
+	char dir[] = "check_config_rel_XXXXXX", base[4096], conf[128], want[8192];
+	char ca[128], pid[128];
+	config_t cfg;
+	char err[512];
+
+	ck_assert_ptr_nonnull(getcwd(base, sizeof(base)));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/rel.conf", dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(pid, sizeof(pid), "%s/x.pid", dir);
+	write_file(ca, "");
+	{
+		char text[512];
+		snprintf(text, sizeof(text), "[server]\npidfile = %s\n[upstream a]\n"
+			 "server = 127.0.0.1#a.test\nca-file = %s\n", pid, ca);
+		write_file(conf, text);
+	}
+	for (int round = 0; round < 2; round++) {
+		ck_assert_msg(parse(&cfg, err, sizeof(err), 3, "-c", conf) == 0,
+			      "round %d: %s", round, err);
+		snprintf(want, sizeof(want), "%s/%s", base, conf);
+		ck_assert_str_eq(cfg.config_file, want);
+		snprintf(want, sizeof(want), "%s/%s", base, ca);
+		ck_assert_str_eq(cfg.upstreams[0].ca_file, want);
+		snprintf(want, sizeof(want), "%s/%s", base, pid);
+		ck_assert_str_eq(cfg.pidfile, want);
+		config_free(&cfg);
+		ck_assert_int_eq(chdir("/"), 0);  /* what -d does */
+	}
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 5, "--ca-file", "c.pem",
+			       "--pidfile", "/run/d.pid"), 0);
+	snprintf(want, sizeof(want), "%s/c.pem", base);
+	ck_assert_str_eq(cfg.cli.ca_file, want);
+	ck_assert_str_eq(cfg.pidfile, "/run/d.pid");
+	config_free(&cfg);
+	ck_assert_int_eq(chdir(base), 0);
+	unlink(conf);
+	unlink(ca);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -417,6 +472,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_file_errors_name_line_and_value);
 	tcase_add_test(tc, test_sample_config_is_the_defaults);
 	tcase_add_test(tc, test_sample_and_man_follow_the_table);
+	tcase_add_test(tc, test_relative_paths_survive_chdir);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -447,7 +447,7 @@ START_TEST(test_tickets_split_reads)
 	};
 	struct pair p;
 	struct bytes got = { NULL, 0, 0 }, wire = { NULL, 0, 0 }, ticket = { NULL, 0, 0 };
-	const uint8_t *t;
+	uint8_t *t;
 	size_t tlen, rounds = 0;
 	unsigned seed = 0;
 
@@ -455,7 +455,11 @@ START_TEST(test_tickets_split_reads)
 	/* The tickets sent with the handshake. */
 	ck_assert_uint_eq(client_read_until_again(&p, &got), 0);
 	ck_assert_uint_eq(got.len, 0);
-	ck_assert_msg(tls_session_ticket(p.cli, &t, &tlen), "no ticket after the handshake");
+	ck_assert_msg(tls_session_take_ticket(p.cli, &t, &tlen), "no ticket after the handshake");
+	bytes_add(&ticket, t, tlen);
+	free(t);
+	while (tls_session_take_ticket(p.cli, &t, &tlen))
+		free(t);
 
 	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
 		/* One fresh batch per cut: the client must see every record the
@@ -466,9 +470,6 @@ START_TEST(test_tickets_split_reads)
 			struct batch b = { .nrec = 0 };
 			char what[96];
 
-			ticket.len = 0;
-			ck_assert(tls_session_ticket(p.cli, &t, &tlen));
-			bytes_add(&ticket, t, tlen);
 			/* ticket, record, two tickets in a row, record */
 			batch_ticket(&b, &p.srv);
 			batch_record(&b, &p.srv, sizes[z][0], seed++);
@@ -485,10 +486,20 @@ START_TEST(test_tickets_split_reads)
 			got.len = 0;
 			deliver(&p, &wire, &b, 0, k, &got, what);
 			deliver(&p, &wire, &b, k, wire.len, &got, what);
-			/* The tickets were read, not skipped: the newest one is new. */
-			ck_assert(tls_session_ticket(p.cli, &t, &tlen));
-			ck_assert_msg(tlen != ticket.len || memcmp(t, ticket.data, tlen) != 0,
-				      "%s: the client saw no new ticket", what);
+			/* The tickets were read, not skipped: three new ones, each
+			 * handed out once, none equal to the one before it. */
+			for (int n = 0; n < 3; n++) {
+				ck_assert_msg(tls_session_take_ticket(p.cli, &t, &tlen),
+					      "%s: ticket %d of 3 missing", what, n + 1);
+				ck_assert_msg(tlen != ticket.len ||
+					      memcmp(t, ticket.data, tlen) != 0,
+					      "%s: ticket %d of 3 is the one before", what, n + 1);
+				ticket.len = 0;
+				bytes_add(&ticket, t, tlen);
+				free(t);
+			}
+			ck_assert_msg(!tls_session_take_ticket(p.cli, &t, &tlen),
+				      "%s: a ticket handed out twice, or one too many", what);
 			bytes_free(&b.app);
 			rounds++;
 		} while (k < wire.len);
@@ -498,6 +509,40 @@ START_TEST(test_tickets_split_reads)
 	bytes_free(&got);
 	bytes_free(&wire);
 	bytes_free(&ticket);
+	pair_close(&p);
+}
+END_TEST
+
+/* A server may send any number of tickets: the session keeps the newest
+ * TLS_TICKETS_MAX, and hands each out once. */
+START_TEST(test_tickets_bounded_each_once)
+{
+	struct pair p;
+	struct bytes got = { NULL, 0, 0 };
+	struct bytes seen[TLS_TICKETS_MAX + 1] = { { NULL, 0, 0 } };
+	uint8_t *t;
+	size_t tlen, n = 0;
+
+	pair_open(&p, 1);
+	ck_assert_uint_eq(client_read_until_again(&p, &got), 0);
+	while (tls_session_take_ticket(p.cli, &t, &tlen))
+		free(t);
+	gnutls_ok(gnutls_session_ticket_send(p.srv.s, TLS_TICKETS_MAX + 5, 0),
+		  "ticket_send");
+	server_flush(&p.srv);
+	ck_assert_uint_eq(client_read_until_again(&p, &got), 0);
+	while (n <= TLS_TICKETS_MAX && tls_session_take_ticket(p.cli, &t, &tlen)) {
+		for (size_t i = 0; i < n; i++)
+			ck_assert_msg(seen[i].len != tlen || memcmp(seen[i].data, t, tlen) != 0,
+				      "ticket %zu is ticket %zu again", n, i);
+		bytes_add(&seen[n++], t, tlen);
+		free(t);
+	}
+	ck_assert_uint_eq(n, TLS_TICKETS_MAX);
+	ck_assert_uint_eq(got.len, 0);
+	for (size_t i = 0; i < n; i++)
+		bytes_free(&seen[i]);
+	bytes_free(&got);
 	pair_close(&p);
 }
 END_TEST
@@ -513,6 +558,7 @@ static Suite *tls_io_suite(void)
 	tcase_add_test(tc, test_three_records_in_one_read);
 	tcase_add_test(tc, test_one_then_two_records);
 	tcase_add_test(tc, test_tickets_split_reads);
+	tcase_add_test(tc, test_tickets_bounded_each_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
