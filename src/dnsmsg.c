@@ -573,6 +573,11 @@ int dnsmsg_rcode(const uint8_t *msg)
 	return DNS_HEADER_RCODE(msg);
 }
 
+int dnsmsg_truncated(const uint8_t *msg)
+{
+	return DNS_HEADER_TC(msg) != 0;
+}
+
 /* The OPT record of a message, or -1. */
 static int find_opt(const uint8_t *m, size_t len, struct rr *opt)
 {

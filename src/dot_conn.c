@@ -104,6 +104,10 @@ static void change_state(dot_conn_t *c, dot_conn_state_t state)
 	c->state = state;
 	if (state == DOT_READY)
 		arm_idle(c);
+	if (state == DOT_CLOSED) {
+		ev_timer_stop(c->loop, &c->timer);
+		ev_prepare_stop(c->loop, &c->flush);
+	}
 	update_events(c);
 }
 
@@ -430,10 +434,7 @@ static void close_conn(dot_conn_t *c, int failed, const char *why)
 			why);
 	else
 		log_debug("upstream %s: idle connection closed", c->up->text);
-	c->state = DOT_CLOSED;
-	set_events(c, 0);
-	ev_timer_stop(c->loop, &c->timer);
-	ev_prepare_stop(c->loop, &c->flush);
+	change_state(c, DOT_CLOSED);
 	if (!why && c->tls)
 		tls_session_bye(c->tls);
 	while ((req = idmap_pop(c->ids, &id)) != NULL) {

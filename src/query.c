@@ -181,7 +181,7 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 	if (n == 0)
 		return 0;
 	dnsmsg_age_ttls(env->out, n, age);
-	if (client->udp && n < len && (env->out[2] & 0x02))
+	if (client->udp && n < len && dnsmsg_truncated(env->out))
 		env->stats.truncated++;
 	env->stats.answered++;
 	record_latency(&env->stats, secs);

@@ -57,7 +57,7 @@ struct upstream_set {
 	upstream_stats_t stats;
 };
 
-static void drain_waiting(upstream_set_t *set);
+static void send_waiting(upstream_set_t *set);
 
 static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 {
@@ -115,7 +115,7 @@ static void on_room(void *arg, dot_conn_t *c)
 
 	(void)c;
 	if (u->set->wait_head)
-		drain_waiting(u->set);
+		send_waiting(u->set);
 }
 
 /* Back off exponentially, from UPSTREAM_BACKOFF_MIN_MS up to a few
@@ -387,7 +387,7 @@ static int try_send(upstream_set_t *set, dot_req_t *req)
 	return dot_conn_send(c, req, req->msg, req->msg_len);
 }
 
-static void drain_waiting(upstream_set_t *set)
+static void send_waiting(upstream_set_t *set)
 {
 	while (set->wait_head) {
 		dot_req_t *req = set->wait_head;

@@ -145,4 +145,7 @@ void dnsmsg_age_ttls(uint8_t *msg, size_t len, uint32_t age);
 /* The RCODE of a message of at least a header's length. */
 int dnsmsg_rcode(const uint8_t *msg);
 
+/* 1 when the message (at least a header's length) has TC set. */
+int dnsmsg_truncated(const uint8_t *msg);
+
 #endif
