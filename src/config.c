@@ -152,6 +152,30 @@ int config_add_listen(config_t *cfg, const char *text, int optional)
 	return 0;
 }
 
+const char *config_allow_help(int rc)
+{
+	if (rc == -E2BIG)
+		return "more than " ACL_MAX_TEXT " allow lines";
+	return "expected ADDR/LEN such as 192.168.1.0/24 or 2001:db8::/32, "
+	       "no bits set past LEN";
+}
+
+/* The list is made with its first valid line: a bad first line must not
+ * leave an empty list (nobody answered) behind. */
+int config_add_allow(config_t *cfg, const char *text)
+{
+	acl_t *fresh = cfg->allow ? NULL : acl_create();
+	int rc = acl_add(fresh ? fresh : cfg->allow, text);
+
+	if (rc < 0) {
+		acl_destroy(fresh);
+		return rc;
+	}
+	if (fresh)
+		cfg->allow = fresh;
+	return 0;
+}
+
 int config_group_add_server(config_group_t *g, const char *text)
 {
 	config_upstream_t u;
@@ -210,12 +234,13 @@ static void set_defaults(config_t *cfg)
 
 enum {
 	OPT_CA_FILE = 256, OPT_PIN, OPT_USER, OPT_PIDFILE, OPT_CHECK,
-	OPT_PROBE, OPT_METRICS, OPT_VERSION,
+	OPT_PROBE, OPT_METRICS, OPT_VERSION, OPT_ALLOW,
 };
 
 static const struct option LONG_OPTS[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "listen", required_argument, NULL, 'l' },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
 	{ "upstream", required_argument, NULL, 'u' },
 	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 	{ "pin", required_argument, NULL, OPT_PIN },
@@ -238,19 +263,45 @@ static void replace(char **dst, const char *src)
 	*dst = xstrdup(src);
 }
 
+/* Options that replace what the configuration file gave, once seen. */
+typedef struct {
+	int listen, allow;
+} seen_t;
+
+/* --allow CIDR: the first drops the file's allow lines. */
+static int apply_allow(config_t *cfg, const char *arg, seen_t *seen,
+		       char *err, size_t errlen)
+{
+	int rc;
+
+	if (!seen->allow++) {
+		acl_destroy(cfg->allow);
+		cfg->allow = NULL;
+	}
+	rc = config_add_allow(cfg, arg);
+	if (rc < 0) {
+		snprintf(err, errlen, "--allow: invalid CIDR '%s' (%s)", arg,
+			 config_allow_help(rc));
+		return -1;
+	}
+	return 0;
+}
+
 /* One option; returns 0 or -1 with err set. The first -l drops the
  * listeners that the configuration file gave. */
 static int apply_option(config_t *cfg, int opt, const char *arg,
-			int *listen_seen, char *err, size_t errlen)
+			seen_t *seen, char *err, size_t errlen)
 {
 	switch (opt) {
 	case 'c': break;  /* read before the other options */
 	case 'l':
-		if (!(*listen_seen)++)
+		if (!seen->listen++)
 			cfg->nlisten = 0;
 		if (config_add_listen(cfg, arg, 0) < 0)
 			goto bad;
 		break;
+	case OPT_ALLOW:
+		return apply_allow(cfg, arg, seen, err, errlen);
 	case 'u':
 		if (config_group_add_server(&cfg->cli, arg) < 0)
 			goto bad;
@@ -363,7 +414,8 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 		     char *err, size_t errlen)
 {
 	const char *file = find_config_file(argc, argv);
-	int opt, listen_seen = 0;
+	seen_t seen = { 0, 0 };
+	int opt;
 
 	set_defaults(cfg);
 	if (file) {
@@ -380,7 +432,7 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 				 : "unknown option '%s' (see --help)", what);
 			return -1;
 		}
-		if (apply_option(cfg, opt, optarg, &listen_seen, err, errlen) < 0)
+		if (apply_option(cfg, opt, optarg, &seen, err, errlen) < 0)
 			return -1;
 	}
 	if (optind < argc) {
@@ -415,6 +467,18 @@ static void print_group(const config_group_t *g, FILE *out)
 		fprintf(out, "server = %s\n", g->servers[i]);
 }
 
+static void print_allow(const acl_t *allow, FILE *out)
+{
+	char prefix[ACL_TEXT_MAX];
+
+	if (!allow)
+		fprintf(out, "# no allow line: loopback clients only\n");
+	for (size_t i = 0; i < acl_count(allow); i++) {
+		acl_format(allow, i, prefix, sizeof(prefix));
+		fprintf(out, "allow = %s\n", prefix);
+	}
+}
+
 void config_print(const config_t *cfg, FILE *out)
 {
 	static const char *const levels[] = { "error", "warning", "info", "debug" };
@@ -425,6 +489,7 @@ void config_print(const config_t *cfg, FILE *out)
 		cfg->config_file ? cfg->config_file : "");
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		fprintf(out, "listen = %s\n", cfg->listen[i].text);
+	print_allow(cfg->allow, out);
 	fprintf(out, "log-level = %s\n", levels[cfg->log_level]);
 	fprintf(out, "query-timeout = %u\nattempt-timeout = %u\n"
 		"connect-timeout = %u\nidle-timeout = %u\n"
@@ -459,6 +524,8 @@ void config_usage(FILE *out)
 	      "  -c, --config FILE               configuration file\n"
 	      "  -l, --listen ADDR[@PORT]        UDP+TCP listener, repeatable\n"
 	      "                                  (default 127.0.0.1@53, ::1@53)\n"
+	      "      --allow CIDR                clients answered, repeatable (default\n"
+	      "                                  loopback only; others get REFUSED)\n"
 	      "  -u, --upstream IP[@PORT][#NAME] DoT upstream, repeatable\n"
 	      "                                  (default Cloudflare, cloudflare-dns.com)\n"
 	      "      --ca-file FILE              PEM trust anchors instead of the system store\n"
@@ -477,6 +544,7 @@ void config_usage(FILE *out)
 void config_free(config_t *cfg)
 {
 	free(cfg->listen);
+	acl_destroy(cfg->allow);
 	free(cfg->upstreams);
 	for (size_t i = 0; i < cfg->ngroups; i++)
 		config_group_free(&cfg->groups[i]);

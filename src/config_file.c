@@ -14,13 +14,14 @@
 
 /* The configuration file is INI, read by inih:
  *
- *   [server]              listeners, timeouts, limits, logging
+ *   [server]              listeners, allow, timeouts, limits, logging
  *   [upstream LABEL]      servers sharing an auth name, pins and anchors
  *
  * Every key is in one of the tables below; anything else is an error. */
 
 typedef enum {
 	K_UINT, K_STRING, K_LISTEN, K_LEVEL, K_ADDR_PORT, K_POLICY, K_BOOL,
+	K_ALLOW,
 } key_type_t;
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
 
 static const key_t_ SERVER_KEYS[] = {
 	{ "listen", K_LISTEN, 0, 0, 0 },
+	{ "allow", K_ALLOW, 0, 0, 0 },
 	{ "log-level", K_LEVEL, 0, 0, 0 },
 	STR_KEY("user", user),
 	STR_KEY("pidfile", pidfile),
@@ -122,6 +124,16 @@ static int set_word(parse_state_t *st, const char *key, const char *value,
 	return error(st, "%s: invalid value '%s'", key, value);
 }
 
+static int set_allow(parse_state_t *st, const char *value)
+{
+	int rc = config_add_allow(st->cfg, value);
+
+	if (rc < 0)
+		return error(st, "allow: invalid CIDR '%s' (%s)", value,
+			     config_allow_help(rc));
+	return 1;
+}
+
 static int server_key(parse_state_t *st, const char *name, const char *value)
 {
 	for (size_t i = 0; i < sizeof(SERVER_KEYS) / sizeof(SERVER_KEYS[0]); i++) {
@@ -140,6 +152,8 @@ static int server_key(parse_state_t *st, const char *name, const char *value)
 			if (config_add_listen(st->cfg, value, 0) < 0)
 				return error(st, "listen: invalid address '%s'", value);
 			return 1;
+		case K_ALLOW:
+			return set_allow(st, value);
 		case K_ADDR_PORT:
 			if (!strchr(value, '@') || config_parse_addr(value, 0, &ss, &len) < 0)
 				return error(st, "%s: invalid value '%s' (expected ADDR@PORT)",
