@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dotstub/acl.h"
 #include "dotstub/config.h"
 #include "dotstub/log.h"
 #include "dotstub/metrics.h"
@@ -36,6 +37,7 @@ struct metrics {
 	void *arg;
 	client_t *clients;
 	size_t nclients;
+	const acl_t *allow;   /* the DNS clients' list; NULL: loopback */
 };
 
 static void client_close(client_t *c)
@@ -118,14 +120,33 @@ static void on_client_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	client_close(w->data);
 }
 
+/* A connection gets a slot if there is one and its source may ask DNS
+ * questions: the counters tell what the clients do. */
+static int admit(const metrics_t *m, const struct sockaddr_storage *addr)
+{
+	char peer[64];
+
+	if (m->nclients >= MAX_CLIENTS)
+		return 0;
+	if (acl_allows(m->allow, addr))
+		return 1;
+	net_format(addr, peer, sizeof(peer));
+	log_debug("metrics: client %s closed: not in the allow list", peer);
+	return 0;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	metrics_t *m = w->data;
+	struct sockaddr_storage addr;
+	socklen_t addrlen = sizeof(addr);
 	int fd;
 
 	(void)revents;
-	while ((fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		if (m->nclients >= MAX_CLIENTS) {
+	while ((fd = accept4(m->fd, (struct sockaddr *)&addr, &addrlen,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		addrlen = sizeof(addr);
+		if (!admit(m, &addr)) {
 			close(fd);
 			continue;
 		}
@@ -145,8 +166,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
-			  metrics_render_fn render, void *arg,
-			  char *err, size_t errlen)
+			  const acl_t *allow, metrics_render_fn render,
+			  void *arg, char *err, size_t errlen)
 {
 	config_listen_t l;
 	metrics_t *m;
@@ -169,12 +190,19 @@ metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
 	m = xcalloc(1, sizeof(*m));
 	m->loop = loop;
 	m->fd = fd;
+	m->allow = allow;
 	m->render = render;
 	m->arg = arg;
 	ev_io_init(&m->io, on_accept, fd, EV_READ);
 	m->io.data = m;
 	ev_io_start(loop, &m->io);
 	return m;
+}
+
+void metrics_set_allow(metrics_t *m, const acl_t *allow)
+{
+	if (m)
+		m->allow = allow;
 }
 
 void metrics_destroy(metrics_t *m)
