@@ -176,6 +176,30 @@ int config_add_listen(config_t *cfg, const char *text, int optional)
 	return 0;
 }
 
+const char *config_allow_help(int rc)
+{
+	if (rc == -E2BIG)
+		return "more than " ACL_MAX_TEXT " allow lines";
+	return "expected ADDR/LEN such as 192.168.1.0/24 or 2001:db8::/32, "
+	       "no bits set past LEN";
+}
+
+/* The list is made with its first valid line: a bad first line must not
+ * leave an empty list (nobody answered) behind. */
+int config_add_allow(config_t *cfg, const char *text)
+{
+	acl_t *fresh = cfg->allow ? NULL : acl_create();
+	int rc = acl_add(fresh ? fresh : cfg->allow, text);
+
+	if (rc < 0) {
+		acl_destroy(fresh);
+		return rc;
+	}
+	if (fresh)
+		cfg->allow = fresh;
+	return 0;
+}
+
 int config_group_add_server(config_group_t *g, const char *text)
 {
 	config_upstream_t u;
@@ -504,6 +528,7 @@ void config_usage(FILE *out)
 void config_free(config_t *cfg)
 {
 	free(cfg->listen);
+	acl_destroy(cfg->allow);
 	free(cfg->upstreams);
 	for (size_t i = 0; i < cfg->ngroups; i++)
 		config_group_free(&cfg->groups[i]);

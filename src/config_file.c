@@ -14,7 +14,7 @@
 
 /* The configuration file is INI, read by inih:
  *
- *   [server]              listeners, timeouts, limits, logging
+ *   [server]              listeners, allow, timeouts, limits, logging
  *   [upstream LABEL]      servers sharing an auth name, pins and anchors
  *
  * Every key is in one of the tables below; anything else is an error. */

@@ -24,6 +24,8 @@ static const char *const BOOLS[] = { "no", "yes", NULL };
 const config_setting_t CONFIG_SETTINGS[] = {
 	{ "listen", "listen", 'l', SET_LISTEN, 0, "127.0.0.1@53 ::1@53", 0, 0, NULL,
 	  "ADDR[@PORT]", "UDP+TCP listener, repeatable" },
+	{ "allow", "allow", 0, SET_ALLOW, 0, NULL, 0, 0, NULL, "CIDR",
+	  "clients answered, repeatable (default loopback only; others get REFUSED)" },
 	{ "log-level", NULL, 0, SET_WORD, AT(log_level), "info", 0, 0, LEVELS,
 	  NULL, "error, warning, info or debug (-v: debug, -q: warning)" },
 	{ "user", "user", 0, SET_STRING, AT(user), NULL, 0, 0, NULL,
@@ -167,6 +169,15 @@ int config_setting_set(config_t *cfg, const config_setting_t *s,
 		if (config_add_listen(cfg, value, 0) < 0)
 			break;
 		return 0;
+	case SET_ALLOW: {
+		int rc = config_add_allow(cfg, value);
+		if (rc < 0) {
+			snprintf(err, errlen, "invalid CIDR '%s' (%s)", value,
+				 config_allow_help(rc));
+			return rc;
+		}
+		return 0;
+	}
 	}
 	snprintf(err, errlen, "invalid %s '%s' (expected %s)",
 		 s->type == SET_LISTEN ? "address" : "value", value,
@@ -178,6 +189,10 @@ void config_setting_clear(config_t *cfg, const config_setting_t *s)
 {
 	if (s->type == SET_LISTEN)
 		cfg->nlisten = 0;
+	if (s->type == SET_ALLOW) {
+		acl_destroy(cfg->allow);
+		cfg->allow = NULL;
+	}
 }
 
 void config_settings_defaults(config_t *cfg)
@@ -190,6 +205,18 @@ void config_settings_defaults(config_t *cfg)
 		const config_setting_t *s = &CONFIG_SETTINGS[i];
 		if (s->def && s->type != SET_LISTEN)
 			config_setting_set(cfg, s, s->def, err, sizeof(err));
+	}
+}
+
+static void print_allow(const acl_t *allow, FILE *out)
+{
+	char prefix[ACL_TEXT_MAX];
+
+	if (!allow)
+		fprintf(out, "# no allow line: loopback clients only\n");
+	for (size_t i = 0; i < acl_count(allow); i++) {
+		acl_format(allow, i, prefix, sizeof(prefix));
+		fprintf(out, "allow = %s\n", prefix);
 	}
 }
 
@@ -217,6 +244,9 @@ static void print_setting(const config_t *cfg, const config_setting_t *s, FILE *
 	case SET_LISTEN:
 		for (size_t i = 0; i < cfg->nlisten; i++)
 			fprintf(out, "%s = %s\n", s->key, cfg->listen[i].text);
+		break;
+	case SET_ALLOW:
+		print_allow(cfg->allow, out);
 		break;
 	}
 }

@@ -201,6 +201,16 @@ static int read_question(const uint8_t *m, size_t len, dnsmsg_query_t *q,
 	return 0;
 }
 
+/* The client's EDNS payload size, as far as we honour it: DNS Flag Day
+ * 2020's 1232 at most (a 40-byte query for a 50 KB answer is an
+ * amplifier), RFC 6891's 512 at least. */
+static uint16_t udp_size(uint16_t advertised)
+{
+	if (advertised > DNSMSG_EDNS_UDP_SIZE)
+		return DNSMSG_EDNS_UDP_SIZE;
+	return advertised > 512 ? advertised : 512;
+}
+
 /* Walk the answer, authority and additional sections of a query, noting
  * its OPT record. */
 static dnsmsg_verdict_t read_edns(const uint8_t *m, size_t len, size_t off,
@@ -222,7 +232,7 @@ static dnsmsg_verdict_t read_edns(const uint8_t *m, size_t len, size_t off,
 			return DNSMSG_FORMERR;
 		q->edns = 1;
 		q->edns_do = (rr.ttl & 0x8000) != 0;
-		q->udp_max = rr.rclass > 512 ? rr.rclass : 512;
+		q->udp_max = udp_size(rr.rclass);
 	}
 	return DNSMSG_OK;
 }
@@ -277,8 +287,9 @@ static void put_opt_header(struct out *o, uint16_t udp_size, uint32_t ttl,
 	put16(o, rdlen);
 }
 
-size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
-			  size_t len, int rcode, uint8_t *out, size_t cap)
+static size_t error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
+			  size_t len, int rcode, int with_opt, uint8_t *out,
+			  size_t cap)
 {
 	struct out o = { out, 0, cap, 0 };
 	uint8_t h[DNSMSG_HEADER_LEN] = { 0 };
@@ -293,14 +304,30 @@ size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
 	DNS_HEADER_SET_RA(h, 1);
 	DNS_HEADER_SET_RCODE(h, rcode);
 	DNS_HEADER_SET_QDCOUNT(h, with_q ? 1 : 0);
-	DNS_HEADER_SET_ARCOUNT(h, q->edns ? 1 : 0);
+	DNS_HEADER_SET_ARCOUNT(h, with_opt ? 1 : 0);
 	put(&o, h, sizeof(h));
 	if (with_q)
 		put(&o, q->question, q->question_len);
-	if (q->edns)
+	if (with_opt)
 		put_opt_header(&o, DNSMSG_EDNS_UDP_SIZE,
 			       q->edns_do ? 0x8000 : 0, 0);
 	return o.full ? 0 : o.len;
+}
+
+size_t dnsmsg_error_reply(const dnsmsg_query_t *q, const uint8_t *msg,
+			  size_t len, int rcode, uint8_t *out, size_t cap)
+{
+	return error_reply(q, msg, len, rcode, q->edns, out, cap);
+}
+
+/* The question was copied from msg, so header and question fit in len;
+ * the check keeps that promise should the reply ever grow. */
+size_t dnsmsg_refused_reply(const dnsmsg_query_t *q, const uint8_t *msg,
+			    size_t len, uint8_t *out, size_t cap)
+{
+	size_t n = error_reply(q, msg, len, DNSMSG_RCODE_REFUSED, 0, out, cap);
+
+	return n <= len ? n : 0;
 }
 
 void dnsmsg_set_id(uint8_t *msg, uint16_t id)

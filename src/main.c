@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "dotstub/acl.h"
 #include "dotstub/config.h"
 #include "dotstub/log.h"
 #include "dotstub/metrics.h"
@@ -139,8 +140,8 @@ typedef struct {
 	unsigned long v;
 } counter_t;
 
-#define N_QUERY_COUNTERS 9
-#define N_COUNTERS 13
+#define N_QUERY_COUNTERS 10
+#define N_COUNTERS 14
 
 static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
 {
@@ -156,6 +157,7 @@ static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
 		{ "truncated", "truncated", "Answers truncated for UDP clients", q->truncated },
 		{ "resent", "resent", "Queries resent to another connection", q->resent },
 		{ "cache hits", "cache_hits", "Answers from the cache", q->cache_hits },
+		{ "refused", "refused", "Client messages refused: source not in allow", q->refused },
 		{ "handshakes", "upstream_handshakes", "Full TLS handshakes", u->handshakes },
 		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },
 		{ "failures", "upstream_failures", "Upstream connection failures", u->conn_failures },
@@ -328,6 +330,28 @@ static void fit_fd_limit(config_t *cfg)
 	cfg->max_tcp_clients = (unsigned)fit;
 }
 
+/* Without an allow line only loopback clients are answered: a listener or
+ * metrics address beyond loopback then serves nobody new, which is safe
+ * but surely not what was meant. Say so, naming the address. */
+static void warn_loopback_only(const config_t *cfg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (cfg->allow)
+		return;
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		if (!acl_is_loopback(&cfg->listen[i].addr))
+			log_warn("listener %s is not on loopback and there is no "
+				 "allow line: only loopback clients will be answered "
+				 "(allow = CIDR, or --allow, for the others)",
+				 cfg->listen[i].text);
+	if (cfg->metrics && config_parse_addr(cfg->metrics, 0, &ss, &len) == 0 &&
+	    !acl_is_loopback(&ss))
+		log_warn("metrics %s is not on loopback and there is no allow "
+			 "line: only loopback clients will be served", cfg->metrics);
+}
+
 /* What run() would refuse: a file that does not parse, trust anchors
  * that do not load. Returns 0, or -1 with err. */
 static int validate(const config_t *cfg, char *err, size_t errlen)
@@ -340,9 +364,10 @@ static int validate(const config_t *cfg, char *err, size_t errlen)
 	return ups ? 0 : -1;
 }
 
-/* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts
- * and limits change; the listeners, threads, cache size, user and pidfile
- * stay as started. A configuration that does not load changes nothing. */
+/* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts,
+ * limits and the allow list change; the listeners, threads, cache size,
+ * user and pidfile stay as started. A configuration that does not load
+ * changes nothing. */
 static void reload(daemon_t *d)
 {
 	config_t cfg;
@@ -363,9 +388,11 @@ static void reload(daemon_t *d)
 	if (!same_listeners(&cfg, &d->sc->cfg) || cfg.threads != d->sc->cfg.threads)
 		log_warn("reload: listener and thread changes take effect at the next start");
 	fit_fd_limit(&cfg);
+	warn_loopback_only(&cfg);
 	sc = shared_config_new(&cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_reload(d->workers[i], sc);
+	metrics_set_allow(d->metrics, sc->cfg.allow);
 	shared_config_release(d->sc);
 	d->sc = sc;
 	log_set_level((log_level_t)sc->cfg.log_level);
@@ -428,7 +455,8 @@ static int serve_metrics(daemon_t *d)
 
 	if (!addr)
 		return 0;
-	d->metrics = metrics_create(d->loop, addr, render_metrics, d, err, sizeof(err));
+	d->metrics = metrics_create(d->loop, addr, d->sc->cfg.allow,
+				    render_metrics, d, err, sizeof(err));
 	if (!d->metrics) {
 		log_error("cannot serve metrics: %s", err);
 		return -1;
@@ -470,6 +498,7 @@ static int run(daemon_t *d)
 	const config_t *cfg = &d->sc->cfg;
 
 	d->loop = ev_default_loop(EVFLAG_AUTO);
+	warn_loopback_only(cfg);
 	if (create_workers(d) < 0 || serve_metrics(d) < 0 || create_pidfile(d) < 0)
 		return 1;
 	if (cfg->daemonize) {
@@ -505,6 +534,7 @@ static int check_config(const config_t *cfg)
 		log_error("trust anchors: %s", err);
 		return 1;
 	}
+	warn_loopback_only(cfg);
 	config_print(cfg, stdout);
 	return 0;
 }

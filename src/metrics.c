@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dotstub/acceptor.h"
+#include "dotstub/acl.h"
 #include "dotstub/config.h"
 #include "dotstub/log.h"
 #include "dotstub/metrics.h"
@@ -37,6 +38,7 @@ struct metrics {
 	void *arg;
 	client_t *clients;
 	size_t nclients;
+	const acl_t *allow;   /* the DNS clients' list; NULL: loopback */
 };
 
 static void client_close(client_t *c)
@@ -120,15 +122,29 @@ static void on_client_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	client_close(w->data);
 }
 
+/* A connection gets a slot if there is one and its source may ask DNS
+ * questions: the counters tell what the clients do. */
+static int admit(const metrics_t *m, const struct sockaddr_storage *addr)
+{
+	char peer[64];
+
+	if (m->nclients >= MAX_CLIENTS)
+		return 0;
+	if (acl_allows(m->allow, addr))
+		return 1;
+	net_format(addr, peer, sizeof(peer));
+	log_debug("metrics: client %s closed: not in the allow list", peer);
+	return 0;
+}
+
 static void on_accept(void *arg, int fd, const struct sockaddr_storage *addr,
 		      socklen_t addrlen)
 {
 	metrics_t *m = arg;
 	client_t *c;
 
-	(void)addr;
 	(void)addrlen;
-	if (m->nclients >= MAX_CLIENTS) {
+	if (!admit(m, addr)) {
 		close(fd);
 		return;
 	}
@@ -147,8 +163,8 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *addr,
 }
 
 metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
-			  metrics_render_fn render, void *arg,
-			  char *err, size_t errlen)
+			  const acl_t *allow, metrics_render_fn render,
+			  void *arg, char *err, size_t errlen)
 {
 	config_listen_t l;
 	char name[CONFIG_SPEC_MAX + 16];
@@ -172,11 +188,18 @@ metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
 	m = xcalloc(1, sizeof(*m));
 	m->loop = loop;
 	m->fd = fd;
+	m->allow = allow;
 	m->render = render;
 	m->arg = arg;
 	snprintf(name, sizeof(name), "metrics %s", addr);
 	m->acceptor = acceptor_create(loop, fd, name, on_accept, m);
 	return m;
+}
+
+void metrics_set_allow(metrics_t *m, const acl_t *allow)
+{
+	if (m)
+		m->allow = allow;
 }
 
 void metrics_destroy(metrics_t *m)

@@ -19,8 +19,15 @@ int net_bind(const config_listen_t *addr, int type, int shared, char *err,
 	if (fd < 0)
 		goto fail;
 	what = "setsockopt";
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+	/* TCP: a restart binds past the TIME_WAIT of its old connections.
+	 * Never UDP: there any other socket with SO_REUSEADDR, another
+	 * user's included, could bind the same address and take our
+	 * queries. */
+	if (type == SOCK_STREAM &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto fail;
+	/* Threads share the port; the kernel admits only our own user to
+	 * the group. */
 	if (shared &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;

@@ -8,6 +8,7 @@
 #include "dotstub/cache.h"
 #include "dotstub/dnsmsg.h"
 #include "dotstub/log.h"
+#include "dotstub/netutil.h"
 #include "dotstub/query.h"
 #include "dotstub/xmalloc.h"
 
@@ -302,6 +303,30 @@ static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 	return qr->uplen ? 0 : -1;
 }
 
+/* A client not in the allow list: REFUSED, header and question only, never
+ * longer than its message (no amplifier for a spoofed source); nothing
+ * when even that cannot be read. The allow list is checked before
+ * anything else, so no cache or upstream work is done for it. */
+static void refuse(query_env_t *env, const query_client_t *client,
+		   const struct sockaddr_storage *addr, socklen_t addrlen,
+		   const uint8_t *msg, size_t len)
+{
+	dnsmsg_query_t q;
+	size_t n;
+
+	env->stats.refused++;
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		char peer[64];
+		net_format(addr, peer, sizeof(peer));
+		log_debug("client %s: REFUSED, not in the allow list", peer);
+	}
+	if (dnsmsg_parse_query(msg, len, &q) == DNSMSG_DROP)
+		return;
+	n = dnsmsg_refused_reply(&q, msg, len, env->out, sizeof(env->out));
+	if (n)
+		client->reply(client->owner, addr, addrlen, env->out, n);
+}
+
 void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		  const query_client_t *client,
 		  const struct sockaddr_storage *addr, socklen_t addrlen)
@@ -310,6 +335,10 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	query_t *qr;
 
 	env->stats.received++;
+	if (!acl_allows(env->cfg->allow, addr)) {
+		refuse(env, client, addr, addrlen, msg, len);
+		return;
+	}
 	switch (dnsmsg_parse_query(msg, len, &q)) {
 	case DNSMSG_OK:
 		break;
@@ -396,6 +425,7 @@ void query_stats_add(query_stats_t *to, const query_stats_t *from)
 	to->truncated += from->truncated;
 	to->resent += from->resent;
 	to->cache_hits += from->cache_hits;
+	to->refused += from->refused;
 	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++)
 		to->latency[i] += from->latency[i];
 	to->latency_sum += from->latency_sum;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "dotstub/acl.h"
 #include "dotstub/tls.h"
 
 #define CONFIG_DNS_PORT 53
@@ -66,6 +67,9 @@ typedef struct {
 	config_mode_t mode;
 	config_listen_t *listen;
 	size_t nlisten;
+	/* Clients answered; NULL: no allow line, loopback only. Lines given
+	 * replace that default (loopback is then allowed only if listed). */
+	acl_t *allow;
 	config_upstream_t *upstreams; /* every group's servers, in order */
 	size_t nupstreams;
 	config_group_t *groups;       /* from the configuration file */
@@ -105,6 +109,7 @@ typedef enum {
 			 * config_path() */
 	SET_ADDR_PORT,  /* char *, owned, "ADDR@PORT" checked */
 	SET_LISTEN,     /* repeatable: config_add_listen() */
+	SET_ALLOW,      /* repeatable: config_add_allow() */
 } config_type_t;
 
 typedef struct {
@@ -179,6 +184,12 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen);
 /* Shared by the command line and the file parsers. Each returns 0, or
  * -EINVAL leaving cfg unchanged. */
 int config_add_listen(config_t *cfg, const char *text, int optional);
+/* One allow line; -EINVAL (not a CIDR, host bits set) or -E2BIG (more
+ * than ACL_MAX lines) leave cfg unchanged. */
+int config_add_allow(config_t *cfg, const char *text);
+/* What a valid allow line looks like, for the error of config_add_allow's
+ * return code rc. */
+const char *config_allow_help(int rc);
 int config_group_add_server(config_group_t *g, const char *text);
 int config_group_add_pin(config_group_t *g, const char *text);
 void config_group_free(config_group_t *g);

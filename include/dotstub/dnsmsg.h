@@ -23,6 +23,7 @@ enum {
 	DNSMSG_RCODE_FORMERR = 1,
 	DNSMSG_RCODE_SERVFAIL = 2,
 	DNSMSG_RCODE_NOTIMP = 4,
+	DNSMSG_RCODE_REFUSED = 5,
 };
 
 /* What to do with a message a client sent. */
@@ -48,7 +49,8 @@ typedef struct {
 	int cd;            /* checking disabled: DNSSEC failures not filtered */
 	int rd;            /* recursion desired */
 	/* Largest answer the client takes over UDP: 512 without EDNS, else its
-	 * advertised payload size (never below 512). */
+	 * advertised payload size, within 512..DNSMSG_EDNS_UDP_SIZE: a bigger
+	 * answer to a spoofed source would make us an amplifier. */
 	uint16_t udp_max;
 } dnsmsg_query_t;
 
@@ -84,6 +86,11 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
  * keepalive and the whole padding option, so that no query ever goes
  * unpadded for want of space. At most DNSMSG_MAX. */
 size_t dnsmsg_padded_size(size_t len, size_t pad_block);
+/* REFUSED to a client we do not serve: header and (when readable) the
+ * question, no OPT, so never longer than its message of len bytes.
+ * Returns the length written, 0 when even that does not fit (drop). */
+size_t dnsmsg_refused_reply(const dnsmsg_query_t *q, const uint8_t *msg,
+			    size_t len, uint8_t *out, size_t cap);
 
 /* Replace the ID of a message of at least a header's length. */
 void dnsmsg_set_id(uint8_t *msg, uint16_t id);

@@ -10,16 +10,22 @@
 /* Scrapers served at once (a scraper or two, not a web server); more
  * are closed at once. Counted in the start-up descriptor budget. */
 #define METRICS_MAX_CLIENTS 16
+#include "dotstub/acl.h"
 
 typedef struct metrics metrics_t;
 
 /* Writes the current metrics in the Prometheus text format to out. */
 typedef void (*metrics_render_fn)(void *arg, FILE *out);
 
-/* Listen on addr ("ADDR@PORT"). Returns NULL with err on failure. */
+/* Listen on addr ("ADDR@PORT"). Connections from sources not in allow
+ * (NULL: loopback only) are closed at once; allow must stay valid until
+ * replaced or the endpoint is destroyed. Returns NULL with err on
+ * failure. */
 metrics_t *metrics_create(struct ev_loop *loop, const char *addr,
-			  metrics_render_fn render, void *arg,
-			  char *err, size_t errlen);
+			  const acl_t *allow, metrics_render_fn render,
+			  void *arg, char *err, size_t errlen);
+/* A new allow list (reload); the old one may be freed afterwards. */
+void metrics_set_allow(metrics_t *m, const acl_t *allow);
 void metrics_destroy(metrics_t *m);
 
 #endif

@@ -10,8 +10,10 @@
 
 /* A non-blocking socket of `type` bound to addr (IPv6 sockets v6-only, so
  * that 0.0.0.0 and :: can both be bound); shared: SO_REUSEPORT, so that
- * each thread binds its own. Returns the fd, or -1 with err naming the
- * address and the failing call. */
+ * each thread binds its own (only with threads > 1). SO_REUSEADDR on TCP
+ * sockets only: on UDP it would let another socket bind the same address
+ * and steal queries. Returns the fd, or -1 with err naming the address
+ * and the failing call. */
 int net_bind(const config_listen_t *addr, int type, int shared, char *err,
 	     size_t errlen);
 

@@ -43,6 +43,9 @@ typedef struct {
 	unsigned long truncated;
 	unsigned long resent;
 	unsigned long cache_hits;  /* answered from the cache (in answered) */
+	/* From sources not in the allow list: REFUSED, or no reply when the
+	 * message has no readable header (or QR=1). */
+	unsigned long refused;
 	/* Time from query to answer of answered queries. */
 	unsigned long latency[QUERY_LATENCY_BUCKETS + 1];
 	double latency_sum;
@@ -54,8 +57,9 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 /* Ends every query still open (no reply) and frees the environment. */
 void query_env_destroy(query_env_t *env);
 
-/* Handle one message from a client (addr: where the answer goes, for
- * UDP). The reply may be sent before this returns. */
+/* Handle one message from a client (addr: the client's address, where a
+ * UDP answer goes; a source not in cfg->allow gets REFUSED). The reply may
+ * be sent before this returns. */
 void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		  const query_client_t *client,
 		  const struct sockaddr_storage *addr, socklen_t addrlen);

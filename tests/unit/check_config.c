@@ -1,7 +1,9 @@
 /* config: upstream and listen specs, command line, defaults. No test here
  * connects anywhere: the public addresses are parsed, never used. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <check.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -243,6 +245,9 @@ START_TEST(test_file_errors_name_line_and_value)
 		{ "[server]\ntcp-fastopen = maybe\n", "tcp-fastopen: invalid value 'maybe'" },
 		{ "[elsewhere]\nx = 1\n", ":2: unknown section [elsewhere]" },
 		{ "[upstream x]\nauth-name = a.test\n", "[upstream x] has no server" },
+		{ "[server]\nallow = 127.0.0.1/8\n", ":2: allow: invalid CIDR '127.0.0.1/8'" },
+		{ "[server]\nallow = 127.0.0.0/8\nallow = ::1/129\n", ":3: allow: invalid CIDR '::1/129'" },
+		{ "[server]\nallow = localhost\n", ":2: allow: invalid CIDR 'localhost'" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char path[] = "/tmp/check_config_XXXXXX";
@@ -256,6 +261,71 @@ START_TEST(test_file_errors_name_line_and_value)
 			      "case %zu: '%s' lacks '%s'", i, err, cases[i].expect);
 		config_free(&cfg);
 	}
+}
+END_TEST
+
+/* allow: repeatable in the file; --allow replaces the file's lines (as -l
+ * does its listeners); no line at all leaves the loopback default. */
+START_TEST(test_allow_file_and_command_line)
+{
+	char path[] = "/tmp/check_config_XXXXXX";
+	char prefix[ACL_TEXT_MAX];
+	config_t cfg;
+	char err[512];
+
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 1), 0);
+	ck_assert_ptr_null(cfg.allow);   /* the default: loopback only */
+	config_free(&cfg);
+	write_conf(path, "[server]\nallow = 192.0.2.0/24\nallow = 2001:db8::/32\n");
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 3, "-c", path), 0);
+	ck_assert_uint_eq(acl_count(cfg.allow), 2);
+	acl_format(cfg.allow, 1, prefix, sizeof(prefix));
+	ck_assert_str_eq(prefix, "2001:db8::/32");
+	config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 7, "-c", path, "--allow",
+			       "10.0.0.0/8", "--allow", "::1"), 0);
+	unlink(path);
+	ck_assert_uint_eq(acl_count(cfg.allow), 2);
+	acl_format(cfg.allow, 0, prefix, sizeof(prefix));
+	ck_assert_str_eq(prefix, "10.0.0.0/8");
+	acl_format(cfg.allow, 1, prefix, sizeof(prefix));
+	ck_assert_str_eq(prefix, "::1/128");
+	config_free(&cfg);
+	ck_assert_int_lt(parse(&cfg, err, sizeof(err), 3, "--allow", "10.0.0.1/8"), 0);
+	ck_assert_ptr_nonnull(strstr(err, "--allow: invalid CIDR '10.0.0.1/8'"));
+	config_free(&cfg);
+	/* A bad line leaves the list as it was (here: the default). */
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 1), 0);
+	ck_assert_int_eq(config_add_allow(&cfg, "bogus"), -EINVAL);
+	ck_assert_ptr_null(cfg.allow);
+	config_free(&cfg);
+}
+END_TEST
+
+/* --check-config's print of the allow list reads back as the same list. */
+START_TEST(test_allow_printed)
+{
+	config_t cfg;
+	char err[256], *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 1), 0);
+	f = open_memstream(&text, &len);
+	config_print(&cfg, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "allow = 127.0.0.0/8\nallow = ::1/128\n"));
+	free(text);
+	config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, err, sizeof(err), 5, "--allow", "0.0.0.0/0",
+			       "--allow", "::/0"), 0);
+	f = open_memstream(&text, &len);
+	config_print(&cfg, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "allow = 0.0.0.0/0\nallow = ::/0\n"));
+	ck_assert_ptr_null(strstr(text, "127.0.0.0/8"));
+	free(text);
+	config_free(&cfg);
 }
 END_TEST
 
@@ -285,6 +355,7 @@ START_TEST(test_sample_config_is_the_defaults)
 	ck_assert_int_eq(a.policy, b.policy);
 	ck_assert_int_eq(a.tcp_fastopen, b.tcp_fastopen);
 	ck_assert_int_eq(a.log_level, b.log_level);
+	ck_assert_ptr_null(b.allow);   /* its allow lines are comments */
 	ck_assert_uint_eq(a.nupstreams, b.nupstreams);
 	for (size_t i = 0; i < a.nupstreams; i++)
 		ck_assert_str_eq(a.upstreams[i].text, b.upstreams[i].text);
@@ -470,6 +541,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_file_two_groups);
 	tcase_add_test(tc, test_file_command_line_wins);
 	tcase_add_test(tc, test_file_errors_name_line_and_value);
+	tcase_add_test(tc, test_allow_file_and_command_line);
+	tcase_add_test(tc, test_allow_printed);
 	tcase_add_test(tc, test_sample_config_is_the_defaults);
 	tcase_add_test(tc, test_sample_and_man_follow_the_table);
 	tcase_add_test(tc, test_relative_paths_survive_chdir);

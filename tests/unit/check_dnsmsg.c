@@ -79,7 +79,7 @@ START_TEST(test_parse_ok)
 	ck_assert_uint_eq(q.qtype, 28);
 	ck_assert_uint_eq(q.qclass, 1);
 	ck_assert_int_eq(q.edns, 1);
-	ck_assert_uint_eq(q.udp_max, 4096);
+	ck_assert_uint_eq(q.udp_max, 1232);   /* 4096 asked; 1232 at most */
 	ck_assert_uint_eq(q.question_len, 18 + 4);
 	dnsmsg_query_name(&q, name, sizeof(name));
 	ck_assert_str_eq(name, "www.Example.test");
@@ -165,6 +165,40 @@ END_TEST
 /* Every query leaves padded to the block, in the room query.c gives it
  * (dnsmsg_padded_size()): names of every presentation length 1..253, with
  * and without the client's OPT. */
+/* REFUSED to a client not in the allow list: never more bytes than it
+ * sent (no OPT echoed), even for the smallest query it can send. */
+START_TEST(test_refused_reply_no_larger)
+{
+	uint8_t m[512], out[512];
+	dnsmsg_query_t q;
+	unsigned udp;
+	int padded;
+
+	for (int edns = 0; edns <= 1; edns++) {
+		size_t n = make_query(m, "a.test", 1, edns ? 65535 : 0, 0xcafe);
+		dnsmsg_parse_query(m, n, &q);
+		size_t r = dnsmsg_refused_reply(&q, m, n, out, sizeof(out));
+		ck_assert_uint_gt(r, 12);
+		ck_assert_uint_le(r, n);
+		ck_assert_uint_eq(DNS_HEADER_QID(out), 0xcafe);
+		ck_assert_int_eq(DNS_HEADER_QR(out), 1);
+		ck_assert_int_eq(DNS_HEADER_RCODE(out), DNSMSG_RCODE_REFUSED);
+		ck_assert_int_eq(DNS_HEADER_ANCOUNT(out), 0);
+		ck_assert_int_eq(find_opt(out, r, &udp, &padded), 0);
+		ck_assert_int_eq(dnsmsg_answer_matches(out, r, q.question, q.question_len), 1);
+	}
+	/* A bare header (no question): a bare header back, 12 bytes. */
+	memset(m, 0, 12);
+	m[0] = 0x12;
+	m[1] = 0x34;
+	dnsmsg_parse_query(m, 12, &q);
+	ck_assert_uint_eq(dnsmsg_refused_reply(&q, m, 12, out, sizeof(out)), 12);
+	ck_assert_int_eq(DNS_HEADER_QDCOUNT(out), 0);
+	/* No room: nothing. */
+	ck_assert_uint_eq(dnsmsg_refused_reply(&q, m, 12, out, 11), 0);
+}
+END_TEST
+
 START_TEST(test_padding_multiple_of_block)
 {
 	for (size_t plen = 1; plen <= 253; plen++) {
@@ -294,6 +328,38 @@ START_TEST(test_truncation_without_edns)
 }
 END_TEST
 
+/* A client's EDNS size is honoured up to 1232 (DNS Flag Day 2020): a
+ * bigger one would let a spoofed 40-byte query draw kilobytes. */
+START_TEST(test_udp_size_capped)
+{
+	static const struct { int edns; unsigned udp_max; } cases[] = {
+		{ 65535, 1232 }, { 4096, 1232 }, { 1233, 1232 }, { 1232, 1232 },
+		{ 1000, 1000 }, { 513, 513 }, { 100, 512 }, { 0, 512 },
+	};
+	uint8_t m[512], ans[4096], out[65536];
+	dnsmsg_query_t q;
+	unsigned udp;
+	int padded;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = make_query(m, "big.example.test", 16, cases[i].edns, 9);
+		ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+		ck_assert_msg(q.udp_max == cases[i].udp_max, "EDNS %d: udp_max %u",
+			      cases[i].edns, q.udp_max);
+	}
+	size_t n = make_query(m, "big.example.test", 16, 65535, 0x7777);
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t a = make_answer(ans, m, n, 3000, 60);
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, q.udp_max, out, sizeof(out));
+	ck_assert_uint_gt(r, 0);
+	ck_assert_uint_le(r, 1232);
+	ck_assert_int_eq(DNS_HEADER_TC(out), 1);
+	ck_assert_int_eq(DNS_HEADER_ANCOUNT(out), 0);
+	ck_assert_int_eq(find_opt(out, r, &udp, &padded), 1);
+	ck_assert_uint_eq(udp, DNSMSG_EDNS_UDP_SIZE);
+}
+END_TEST
+
 START_TEST(test_whole_answer_with_edns_and_tcp)
 {
 	uint8_t m[512], ans[4096], out[65536];
@@ -304,7 +370,7 @@ START_TEST(test_whole_answer_with_edns_and_tcp)
 
 	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
 	size_t a = make_answer(ans, m, n, 3000, 60);
-	size_t r = dnsmsg_build_client_answer(ans, a, &q, q.udp_max, out, sizeof(out));
+	size_t r = dnsmsg_build_client_answer(ans, a, &q, 0, out, sizeof(out));
 	ck_assert_int_eq(DNS_HEADER_TC(out), 0);
 	ck_assert_int_eq(DNS_HEADER_ANCOUNT(out), DNS_HEADER_ANCOUNT(ans));
 	ck_assert_uint_eq(r, a - 4 - 60);   /* only the padding went */
@@ -614,6 +680,7 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_parse_formerr_notimp);
 	tcase_add_test(tc, test_parse_two_opts);
 	tcase_add_test(tc, test_error_reply);
+	tcase_add_test(tc, test_refused_reply_no_larger);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("upstream");
 	tcase_add_test(tc, test_padding_multiple_of_block);
@@ -623,6 +690,7 @@ static Suite *dnsmsg_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("answer");
 	tcase_add_test(tc, test_truncation_without_edns);
+	tcase_add_test(tc, test_udp_size_capped);
 	tcase_add_test(tc, test_whole_answer_with_edns_and_tcp);
 	tcase_add_test(tc, test_answer_matching);
 	tcase_add_test(tc, test_answer_matching_folds_only_the_name);
