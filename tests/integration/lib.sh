@@ -464,22 +464,41 @@ stop_unbound() {
 
 DOTSTUB_PID=
 
-# find_dotstub: $DOTSTUB if set (must exist), else ../../src/dotstub from the
-# current dir or from this file's dir; skip the test if there is none.
-find_dotstub() {
-    local c
-    if [ -n "${DOTSTUB:-}" ]; then
-        [ -x "$DOTSTUB" ] || die "DOTSTUB=$DOTSTUB is not an executable"
+# find_tool VAR PATH: the program $VAR names (make check sets DOTSTUB,
+# FAKE_UPSTREAM and TCP_CLIENTS), else PATH in the build tree: under the
+# current dir (the top build dir, where make check runs), two levels up
+# (tests/integration), or two levels above this file (an in-tree build).
+# Skips the test when there is none.
+find_tool() {
+    local var=$1 rel=$2 c
+    if [ -n "${!var:-}" ]; then
+        [ -x "${!var}" ] || die "$var=${!var} is not an executable"
         return 0
     fi
-    for c in "$PWD/../../src/dotstub" "$LIB_DIR/../../src/dotstub"; do
+    for c in "$PWD/$rel" "$PWD/../../$rel" "$LIB_DIR/../../$rel"; do
         if [ -x "$c" ]; then
-            DOTSTUB=$(cd "$(dirname "$c")" && pwd)/dotstub
-            export DOTSTUB
+            printf -v "$var" '%s/%s' "$(cd "$(dirname "$c")" && pwd)" "$(basename "$c")"
+            export "${var?}"
             return 0
         fi
     done
-    skip_test "dotstub binary not built (set DOTSTUB=/path/to/dotstub)"
+    skip_test "$rel not built (make check builds it; or set $var=/path)"
+}
+
+find_dotstub() { find_tool DOTSTUB src/dotstub; }
+find_fake() { find_tool FAKE_UPSTREAM tests/fake/fake_upstream; }
+find_tcp_clients() { find_tool TCP_CLIENTS tests/fake/tcp_clients; }
+
+# start_default [DOTSTUB ARGS...]: the usual start of a test: the test PKI,
+# unbound serving its chain, and dotstub on a new port $PORT forwarding to
+# it, verifying cloudflare-dns.com against the test CA, with ARGS added.
+start_default() {
+    find_dotstub
+    make_pki "$WORK/pki"
+    start_unbound "$PKI/server-chain.pem" "$PKI/server-key.pem"
+    PORT=$(pick_port) || die "no free port"
+    start_dotstub -l "127.0.0.1@$PORT" -u "127.0.0.1@$UPSTREAM_PORT#cloudflare-dns.com" \
+        --ca-file "$PKI/ca.pem" "$@"
 }
 
 # start_dotstub ARGS...: run $DOTSTUB ARGS in the foreground, output to
@@ -721,26 +740,6 @@ expect_log_clean() {
 FAKE_PID=
 FAKE_PORT=
 
-# find_fake: $FAKE_UPSTREAM if set (must exist), else tests/fake/fake_upstream
-# under the current dir (the top build dir, where make check runs), else
-# ../fake/fake_upstream from the current dir or from this file's dir; skip
-# the test if there is none (`make check` builds it).
-find_fake() {
-    local c
-    if [ -n "${FAKE_UPSTREAM:-}" ]; then
-        [ -x "$FAKE_UPSTREAM" ] || skip_test "FAKE_UPSTREAM=$FAKE_UPSTREAM is not an executable"
-        return 0
-    fi
-    for c in "$PWD/tests/fake/fake_upstream" "$PWD/../fake/fake_upstream" \
-        "$LIB_DIR/../fake/fake_upstream"; do
-        if [ -x "$c" ]; then
-            FAKE_UPSTREAM=$(cd "$(dirname "$c")" && pwd)/fake_upstream
-            export FAKE_UPSTREAM
-            return 0
-        fi
-    done
-    skip_test "fake_upstream not built (make check builds it; or set FAKE_UPSTREAM=/path)"
-}
 
 # start_fake MODE [ARGS...]: fake_upstream --mode MODE ARGS on a new port of
 # 127.0.0.1 with the test PKI's chain (make_pki first; $FAKE_CERT and
