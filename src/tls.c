@@ -46,6 +46,8 @@ typedef struct {
 	int ok;                          /* leaf to anchor, every link checked */
 	unsigned nsent;                  /* certificates looked at */
 	unsigned char on_path[TLS_MAX_PATH];
+	unsigned char has_pin[TLS_MAX_PATH];  /* pin[i] holds sent[i]'s key */
+	uint8_t pin[TLS_MAX_PATH][TLS_PIN_LEN];
 	gnutls_x509_crt_t anchor;        /* a copy, or NULL: the last
 					  * certificate on the path is itself
 					  * in the trust list */
@@ -256,8 +258,11 @@ static void find_path(tls_session_t *ts)
 	/* An unreadable certificate ends the path where it stands. */
 	if (got > 0)
 		build_path(ts, sent, got);
-	for (unsigned i = 0; i < got; i++)
+	for (unsigned i = 0; i < got; i++) {
+		if (ts->path.ok && ts->path.on_path[i])
+			ts->path.has_pin[i] = crt_pin(sent[i], ts->path.pin[i]) == 0;
 		gnutls_x509_crt_deinit(sent[i]);
+	}
 }
 
 static int pin_index(const tls_session_t *ts, const uint8_t id[TLS_PIN_LEN])
@@ -272,8 +277,6 @@ static int pin_index(const tls_session_t *ts, const uint8_t id[TLS_PIN_LEN])
  * intermediates, anchor), or -1. */
 static int match_pins(tls_session_t *ts)
 {
-	unsigned n = 0;
-	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
 	uint8_t id[TLS_PIN_LEN];
 	int found = -1;
 
@@ -281,16 +284,9 @@ static int match_pins(tls_session_t *ts)
 		return -1;
 	if (ts->path.anchor && crt_pin(ts->path.anchor, id) == 0)
 		found = pin_index(ts, id);
-	for (unsigned i = 0; found < 0 && chain && i < ts->path.nsent; i++) {
-		gnutls_x509_crt_t crt;
-
-		if (!ts->path.on_path[i] || gnutls_x509_crt_init(&crt) < 0)
-			continue;
-		if (gnutls_x509_crt_import(crt, &chain[i], GNUTLS_X509_FMT_DER) >= 0 &&
-		    crt_pin(crt, id) == 0)
-			found = pin_index(ts, id);
-		gnutls_x509_crt_deinit(crt);
-	}
+	for (unsigned i = 0; found < 0 && i < ts->path.nsent; i++)
+		if (ts->path.has_pin[i])
+			found = pin_index(ts, ts->path.pin[i]);
 	return found;
 }
 
