@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "dotstub/cache.h"
 #include "dotstub/xmalloc.h"
@@ -15,7 +16,7 @@
 
 typedef struct entry {
 	struct entry *hnext;         /* hash chain */
-	struct entry *prev, *next;   /* LRU: head is the most recent */
+	TAILQ_ENTRY(entry) lru;      /* first is the most recent */
 	uint32_t hash;
 	double stored, expires;
 	size_t keylen, msglen;
@@ -27,7 +28,7 @@ struct cache {
 	uint32_t max_ttl;
 	entry_t **buckets;
 	size_t nbuckets;
-	entry_t *head, *tail;
+	TAILQ_HEAD(entry_list, entry) lru;
 	cache_stats_t stats;
 };
 
@@ -61,30 +62,8 @@ cache_t *cache_create(size_t max_bytes, uint32_t max_ttl)
 	c->max_ttl = max_ttl;
 	c->nbuckets = INITIAL_BUCKETS;
 	c->buckets = xcalloc(c->nbuckets, sizeof(entry_t *));
+	TAILQ_INIT(&c->lru);
 	return c;
-}
-
-static void lru_unlink(cache_t *c, entry_t *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-}
-
-static void lru_push(cache_t *c, entry_t *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head)
-		c->head->prev = e;
-	c->head = e;
-	if (!c->tail)
-		c->tail = e;
 }
 
 static void remove_entry(cache_t *c, entry_t *e)
@@ -94,7 +73,7 @@ static void remove_entry(cache_t *c, entry_t *e)
 	while (*p != e)
 		p = &(*p)->hnext;
 	*p = e->hnext;
-	lru_unlink(c, e);
+	TAILQ_REMOVE(&c->lru, e, lru);
 	c->stats.bytes -= entry_size(e);
 	c->stats.entries--;
 	free(e);
@@ -104,8 +83,8 @@ void cache_destroy(cache_t *c)
 {
 	if (!c)
 		return;
-	while (c->head)
-		remove_entry(c, c->head);
+	while (!TAILQ_EMPTY(&c->lru))
+		remove_entry(c, TAILQ_FIRST(&c->lru));
 	free(c->buckets);
 	free(c);
 }
@@ -168,12 +147,12 @@ void cache_store(cache_t *c, const dnsmsg_query_t *q, const uint8_t *msg,
 		return;
 	}
 	while (c->stats.bytes + entry_size(e) > c->max_bytes) {
-		remove_entry(c, c->tail);
+		remove_entry(c, TAILQ_LAST(&c->lru, entry_list));
 		c->stats.evicted++;
 	}
 	e->hnext = c->buckets[hash & (c->nbuckets - 1)];
 	c->buckets[hash & (c->nbuckets - 1)] = e;
-	lru_push(c, e);
+	TAILQ_INSERT_HEAD(&c->lru, e, lru);
 	c->stats.bytes += entry_size(e);
 	c->stats.entries++;
 	c->stats.stored++;
@@ -200,8 +179,8 @@ int cache_lookup(cache_t *c, const dnsmsg_query_t *q, double now,
 		c->stats.misses++;
 		return 0;
 	}
-	lru_unlink(c, e);
-	lru_push(c, e);
+	TAILQ_REMOVE(&c->lru, e, lru);
+	TAILQ_INSERT_HEAD(&c->lru, e, lru);
 	c->stats.hits++;
 	*msg = e->data + e->keylen;
 	*len = e->msglen;
