@@ -538,5 +538,6 @@ void config_free(config_t *cfg)
 	free(cfg->user);
 	free(cfg->pidfile);
 	free(cfg->metrics);
+	free(cfg->dnstap);
 	memset(cfg, 0, sizeof(*cfg));
 }

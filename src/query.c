@@ -41,6 +41,7 @@ typedef struct query {
 	ev_timer deadline;          /* the whole query: then SERVFAIL */
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
+	const struct sockaddr_storage *sent_to;  /* dnstap: the upstream */
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
@@ -57,6 +58,7 @@ struct query_env {
 	query_t *spare;             /* finished, for reuse (linked by next) */
 	size_t nspare;
 	query_stats_t stats;
+	dnstap_queue_t *tap;        /* NULL: dnstap off */
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
@@ -132,6 +134,17 @@ void query_env_destroy(query_env_t *env)
 	free(env);
 }
 
+/* Every reply to a client leaves here; `asked`: when its query came. */
+static void to_client(query_env_t *env, const query_client_t *client,
+		      const struct sockaddr_storage *addr, socklen_t addrlen,
+		      double asked, const uint8_t *msg, size_t len)
+{
+	if (env->tap)
+		dnstap_client_response(env->tap, addr, !client->udp, asked,
+				       ev_now(env->loop), msg, len);
+	client->reply(client->owner, addr, addrlen, msg, len);
+}
+
 static void send_error(query_env_t *env, const query_client_t *client,
 		       const struct sockaddr_storage *addr, socklen_t addrlen,
 		       const dnsmsg_query_t *q, const uint8_t *msg, size_t len,
@@ -140,7 +153,7 @@ static void send_error(query_env_t *env, const query_client_t *client,
 	size_t n = dnsmsg_error_reply(q, msg, len, rcode, env->out,
 				      sizeof(env->out));
 	if (n)
-		client->reply(client->owner, addr, addrlen, env->out, n);
+		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
 static void fail_query(query_t *qr, const char *why)
@@ -186,7 +199,7 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		env->stats.truncated++;
 	env->stats.answered++;
 	record_latency(&env->stats, secs);
-	client->reply(client->owner, addr, addrlen, env->out, n);
+	to_client(env, client, addr, addrlen, ev_now(env->loop) - secs, env->out, n);
 	return 1;
 }
 
@@ -198,6 +211,9 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	query_env_t *env = qr->env;
 	size_t n = dnsmsg_strip_answer(msg, len, env->plain, sizeof(env->plain));
 
+	if (env->tap && qr->sent_to)
+		dnstap_forwarder_response(env->tap, qr->sent_to, req->sent_at,
+					  ev_now(env->loop), msg, len);
 	if (n == 0 ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
 			 env->plain, n, 0, ev_now(env->loop) - qr->started)) {
@@ -206,6 +222,16 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	}
 	cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
 	query_free(qr);
+}
+
+/* dnstap: the message as it went to upstream u (its ID is the wire's). */
+static void on_sent(dot_req_t *req, const config_upstream_t *u,
+		    const uint8_t *msg, size_t len)
+{
+	query_t *qr = (query_t *)req;
+
+	qr->sent_to = &u->addr;
+	dnstap_forwarder_query(qr->env->tap, &u->addr, req->sent_at, msg, len);
 }
 
 static void dispatch(query_t *qr)
@@ -324,7 +350,7 @@ static void refuse(query_env_t *env, const query_client_t *client,
 		return;
 	n = dnsmsg_refused_reply(&q, msg, len, env->out, sizeof(env->out));
 	if (n)
-		client->reply(client->owner, addr, addrlen, env->out, n);
+		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
 void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
@@ -335,6 +361,9 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	query_t *qr;
 
 	env->stats.received++;
+	if (env->tap)
+		dnstap_client_query(env->tap, addr, !client->udp, ev_now(env->loop),
+				    msg, len);
 	if (!acl_allows(env->cfg->allow, addr)) {
 		refuse(env, client, addr, addrlen, msg, len);
 		return;
@@ -377,6 +406,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	qr->req.question_len = qr->q.question_len;
 	qr->req.on_answer = on_answer;
 	qr->req.on_failed = on_failed;
+	qr->req.on_sent = env->tap ? on_sent : NULL;
 	qr->next = env->open;
 	if (env->open)
 		env->open->prev = qr;
@@ -402,6 +432,11 @@ void query_drop(query_env_t *env)
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 {
 	env->ups = ups;
+}
+
+void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q)
+{
+	env->tap = q;
 }
 
 size_t query_inflight(const query_env_t *env)

@@ -80,6 +80,7 @@ typedef struct {
 	char *user;
 	char *pidfile;
 	char *metrics;
+	char *dnstap;                 /* "file:/PATH" or "unix:/PATH"; NULL off */
 	int daemonize;
 	int log_level;                /* log_level_t */
 	unsigned query_timeout_ms;    /* whole query, client to answer */
@@ -110,6 +111,8 @@ typedef enum {
 	SET_ADDR_PORT,  /* char *, owned, "ADDR@PORT" checked */
 	SET_LISTEN,     /* repeatable: config_add_listen() */
 	SET_ALLOW,      /* repeatable: config_add_allow() */
+	SET_KIND_PATH,  /* char *, owned, "KIND:PATH" with KIND one of
+			 * words[], the path made absolute by config_path() */
 } config_type_t;
 
 typedef struct {

@@ -1,0 +1,305 @@
+#include "config.h"
+
+#include <fstrm.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dnstap.pb-c.h"
+#include "dotstub/dnstap.h"
+#include "dotstub/xmalloc.h"
+
+/* The content type every dnstap reader expects in the stream's header. */
+#define CONTENT_TYPE "protobuf:dnstap.Dnstap"
+/* Messages a worker may have queued for the I/O thread. At 30,000
+ * queries a second, four messages each, this is about 70 ms of traffic:
+ * enough to ride over a write that stalls briefly, small enough (pointers)
+ * not to matter. Must be a power of 2 (libfstrm). */
+#define QUEUE_SIZE 8192
+/* The I/O thread is woken after this many messages, or flush_timeout. */
+#define NOTIFY_THRESHOLD 64
+
+struct dnstap_queue {
+	dnstap_t *tap;
+	struct fstrm_iothr_queue *ioq;
+	atomic_ulong dropped;      /* written by its worker, read by anyone */
+};
+
+struct dnstap {
+	struct fstrm_iothr *iothr;
+	dnstap_queue_t *queues;
+	unsigned nqueues;
+	char identity[256];        /* the host name */
+};
+
+int dnstap_built_in(void)
+{
+	return 1;
+}
+
+static struct fstrm_writer *open_file(const char *path,
+				      const struct fstrm_writer_options *wopt)
+{
+	struct fstrm_file_options *fopt = fstrm_file_options_init();
+	struct fstrm_writer *w;
+
+	fstrm_file_options_set_file_path(fopt, path);
+	w = fstrm_file_writer_init(fopt, wopt);
+	fstrm_file_options_destroy(&fopt);
+	return w;
+}
+
+static struct fstrm_writer *open_unix(const char *path,
+				      const struct fstrm_writer_options *wopt)
+{
+	struct fstrm_unix_writer_options *uopt = fstrm_unix_writer_options_init();
+	struct fstrm_writer *w;
+
+	fstrm_unix_writer_options_set_socket_path(uopt, path);
+	w = fstrm_unix_writer_init(uopt, wopt);
+	fstrm_unix_writer_options_destroy(&uopt);
+	return w;
+}
+
+/* The writer for "file:PATH" or "unix:PATH"; NULL with err. */
+static struct fstrm_writer *open_writer(const char *target, char *err,
+					size_t errlen)
+{
+	struct fstrm_writer_options *wopt = fstrm_writer_options_init();
+	struct fstrm_writer *w = NULL;
+
+	fstrm_writer_options_add_content_type(wopt, CONTENT_TYPE,
+					      strlen(CONTENT_TYPE));
+	if (strncmp(target, "file:", 5) == 0)
+		w = open_file(target + 5, wopt);
+	else if (strncmp(target, "unix:", 5) == 0)
+		w = open_unix(target + 5, wopt);
+	else
+		snprintf(err, errlen, "dnstap %s: expected file:PATH or unix:PATH",
+			 target);
+	if (!w && strchr(target, ':'))
+		snprintf(err, errlen, "dnstap %s: cannot open it", target);
+	fstrm_writer_options_destroy(&wopt);
+	return w;
+}
+
+static struct fstrm_iothr *start_iothr(struct fstrm_writer **w,
+				       unsigned nqueues)
+{
+	struct fstrm_iothr_options *opt = fstrm_iothr_options_init();
+	struct fstrm_iothr *iothr;
+
+	fstrm_iothr_options_set_num_input_queues(opt, nqueues);
+	/* One producer per queue (its worker), one consumer. */
+	fstrm_iothr_options_set_queue_model(opt, FSTRM_IOTHR_QUEUE_MODEL_SPSC);
+	fstrm_iothr_options_set_input_queue_size(opt, QUEUE_SIZE);
+	fstrm_iothr_options_set_queue_notify_threshold(opt, NOTIFY_THRESHOLD);
+	iothr = fstrm_iothr_init(opt, w);
+	fstrm_iothr_options_destroy(&opt);
+	return iothr;
+}
+
+dnstap_t *dnstap_create(const char *target, unsigned nqueues,
+			char *err, size_t errlen)
+{
+	dnstap_t *t = xcalloc(1, sizeof(*t));
+	struct fstrm_writer *w = open_writer(target, err, errlen);
+
+	if (!w)
+		goto fail;
+	t->iothr = start_iothr(&w, nqueues ? nqueues : 1);
+	if (!t->iothr) {
+		fstrm_writer_destroy(&w);
+		snprintf(err, errlen, "dnstap %s: cannot start the I/O thread", target);
+		goto fail;
+	}
+	t->nqueues = nqueues ? nqueues : 1;
+	t->queues = xcalloc(t->nqueues, sizeof(*t->queues));
+	for (unsigned i = 0; i < t->nqueues; i++) {
+		t->queues[i].tap = t;
+		t->queues[i].ioq = fstrm_iothr_get_input_queue_idx(t->iothr, i);
+		atomic_init(&t->queues[i].dropped, 0);
+	}
+	if (gethostname(t->identity, sizeof(t->identity) - 1) < 0)
+		t->identity[0] = '\0';
+	return t;
+fail:
+	free(t);
+	return NULL;
+}
+
+void dnstap_destroy(dnstap_t *t)
+{
+	if (!t)
+		return;
+	fstrm_iothr_destroy(&t->iothr);   /* writes what is queued first */
+	free(t->queues);
+	free(t);
+}
+
+dnstap_queue_t *dnstap_queue(dnstap_t *t, unsigned index)
+{
+	return t && index < t->nqueues ? &t->queues[index] : NULL;
+}
+
+unsigned long dnstap_dropped(const dnstap_t *t)
+{
+	unsigned long n = 0;
+
+	for (unsigned i = 0; t && i < t->nqueues; i++)
+		n += atomic_load_explicit(&t->queues[i].dropped, memory_order_relaxed);
+	return n;
+}
+
+/* The peer's family, address bytes and port. */
+static void set_peer(Dnstap__Message *m, const struct sockaddr_storage *ss,
+		     int initiator)
+{
+	ProtobufCBinaryData addr;
+	uint32_t port;
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		addr = (ProtobufCBinaryData){ 16, (uint8_t *)&sin6->sin6_addr };
+		port = ntohs(sin6->sin6_port);
+		m->socket_family = DNSTAP__SOCKET_FAMILY__INET6;
+	} else {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		addr = (ProtobufCBinaryData){ 4, (uint8_t *)&sin->sin_addr };
+		port = ntohs(sin->sin_port);
+		m->socket_family = DNSTAP__SOCKET_FAMILY__INET;
+	}
+	m->has_socket_family = 1;
+	if (initiator) {
+		m->query_address = addr;
+		m->has_query_address = 1;
+		m->query_port = port;
+		m->has_query_port = 1;
+	} else {
+		m->response_address = addr;
+		m->has_response_address = 1;
+		m->response_port = port;
+		m->has_response_port = 1;
+	}
+}
+
+static void set_time(double when, uint64_t *sec, uint32_t *nsec)
+{
+	*sec = (uint64_t)when;
+	*nsec = (uint32_t)((when - (double)*sec) * 1e9);
+}
+
+static void set_query(Dnstap__Message *m, double asked, const uint8_t *msg,
+		      size_t len)
+{
+	set_time(asked, &m->query_time_sec, &m->query_time_nsec);
+	m->has_query_time_sec = m->has_query_time_nsec = 1;
+	if (msg) {
+		m->query_message = (ProtobufCBinaryData){ len, (uint8_t *)msg };
+		m->has_query_message = 1;
+	}
+}
+
+static void set_response(Dnstap__Message *m, double now, const uint8_t *msg,
+			 size_t len)
+{
+	set_time(now, &m->response_time_sec, &m->response_time_nsec);
+	m->has_response_time_sec = m->has_response_time_nsec = 1;
+	m->response_message = (ProtobufCBinaryData){ len, (uint8_t *)msg };
+	m->has_response_message = 1;
+}
+
+/* Pack m into a frame and hand it to the I/O thread, or count a drop. */
+static void submit(dnstap_queue_t *q, Dnstap__Message *m)
+{
+	Dnstap__Dnstap d = DNSTAP__DNSTAP__INIT;
+	static const char version[] = PACKAGE_NAME " " PACKAGE_VERSION;
+	uint8_t *buf;
+	size_t len;
+
+	d.type = DNSTAP__DNSTAP__TYPE__MESSAGE;
+	d.message = m;
+	d.identity = (ProtobufCBinaryData){ strlen(q->tap->identity),
+					    (uint8_t *)q->tap->identity };
+	d.has_identity = d.identity.len > 0;
+	d.version = (ProtobufCBinaryData){ sizeof(version) - 1, (uint8_t *)version };
+	d.has_version = 1;
+	len = dnstap__dnstap__get_packed_size(&d);
+	buf = xmalloc(len);
+	dnstap__dnstap__pack(&d, buf);
+	if (fstrm_iothr_submit(q->tap->iothr, q->ioq, buf, len,
+			       fstrm_free_wrapper, NULL) != fstrm_res_success) {
+		free(buf);
+		atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
+	}
+}
+
+static void client_message(dnstap_queue_t *q, Dnstap__Message *m,
+			   const struct sockaddr_storage *client, int tcp)
+{
+	m->socket_protocol = tcp ? DNSTAP__SOCKET_PROTOCOL__TCP
+				 : DNSTAP__SOCKET_PROTOCOL__UDP;
+	m->has_socket_protocol = 1;
+	set_peer(m, client, 1);
+	submit(q, m);
+}
+
+void dnstap_client_query(dnstap_queue_t *q, const struct sockaddr_storage *client,
+			 int tcp, double now, const uint8_t *msg, size_t len)
+{
+	Dnstap__Message m = DNSTAP__MESSAGE__INIT;
+
+	m.type = DNSTAP__MESSAGE__TYPE__CLIENT_QUERY;
+	set_query(&m, now, msg, len);
+	client_message(q, &m, client, tcp);
+}
+
+void dnstap_client_response(dnstap_queue_t *q,
+			    const struct sockaddr_storage *client, int tcp,
+			    double asked, double now, const uint8_t *msg,
+			    size_t len)
+{
+	Dnstap__Message m = DNSTAP__MESSAGE__INIT;
+
+	m.type = DNSTAP__MESSAGE__TYPE__CLIENT_RESPONSE;
+	set_query(&m, asked, NULL, 0);
+	set_response(&m, now, msg, len);
+	client_message(q, &m, client, tcp);
+}
+
+/* Upstream messages: the upstream is the responder, over DoT. */
+static void forwarder_message(dnstap_queue_t *q, Dnstap__Message *m,
+			      const struct sockaddr_storage *upstream)
+{
+	m->socket_protocol = DNSTAP__SOCKET_PROTOCOL__DOT;
+	m->has_socket_protocol = 1;
+	set_peer(m, upstream, 0);
+	submit(q, m);
+}
+
+void dnstap_forwarder_query(dnstap_queue_t *q,
+			    const struct sockaddr_storage *upstream, double now,
+			    const uint8_t *msg, size_t len)
+{
+	Dnstap__Message m = DNSTAP__MESSAGE__INIT;
+
+	m.type = DNSTAP__MESSAGE__TYPE__FORWARDER_QUERY;
+	set_query(&m, now, msg, len);
+	forwarder_message(q, &m, upstream);
+}
+
+void dnstap_forwarder_response(dnstap_queue_t *q,
+			       const struct sockaddr_storage *upstream,
+			       double asked, double now, const uint8_t *msg,
+			       size_t len)
+{
+	Dnstap__Message m = DNSTAP__MESSAGE__INIT;
+
+	m.type = DNSTAP__MESSAGE__TYPE__FORWARDER_RESPONSE;
+	set_query(&m, asked, NULL, 0);
+	set_response(&m, now, msg, len);
+	forwarder_message(q, &m, upstream);
+}
