@@ -76,6 +76,7 @@ typedef struct {
 	size_t ngroups;
 	config_group_t cli;           /* -u, --pin, --ca-file */
 	config_upstream_t probe;      /* the target of --probe */
+	int probe_json;               /* --json: --probe prints JSON */
 	char *config_file;
 	char *user;
 	char *pidfile;
