@@ -92,7 +92,9 @@ static void close_dnstap(daemon_t *d)
 
 	if (dropped)
 		log_warn("dnstap: %lu messages dropped (queue full)", dropped);
-	dnstap_destroy(d->dnstap);
+	if (dnstap_destroy(d->dnstap) < 0)
+		log_warn("dnstap %s: the writer is stuck (a collector not reading?); "
+			 "what it still held is lost", d->sc->cfg.dnstap);
 	d->dnstap = NULL;
 }
 
@@ -420,6 +422,8 @@ static void reload(daemon_t *d)
 	}
 	if (!same_listeners(&cfg, &d->sc->cfg) || cfg.threads != d->sc->cfg.threads)
 		log_warn("reload: listener and thread changes take effect at the next start");
+	if (strcmp(cfg.dnstap ? cfg.dnstap : "", d->sc->cfg.dnstap ? d->sc->cfg.dnstap : ""))
+		log_warn("reload: a dnstap change takes effect at the next start");
 	fit_fd_limit(&cfg);
 	warn_loopback_only(&cfg);
 	sc = shared_config_new(&cfg);

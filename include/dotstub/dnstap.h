@@ -32,9 +32,13 @@ int dnstap_built_in(void);
  * NULL with err ("dnstap file:/x: cannot open ...") on failure. */
 dnstap_t *dnstap_create(const char *target, unsigned nqueues,
 			char *err, size_t errlen);
-/* Write what is queued, close and stop the thread. After every worker
- * has stopped using its queue. NULL is fine. */
-void dnstap_destroy(dnstap_t *t);
+/* Write what is queued, close and stop the thread, then free t. After
+ * every worker has stopped using its queue. NULL is fine. Returns 0, or
+ * -ETIMEDOUT when the writer did not finish within DNSTAP_CLOSE_SECONDS
+ * (a collector that stopped reading): the thread and t are then left to
+ * the process's exit. */
+#define DNSTAP_CLOSE_SECONDS 2
+int dnstap_destroy(dnstap_t *t);
 /* Queue `index` (< nqueues); lives as long as t. */
 dnstap_queue_t *dnstap_queue(dnstap_t *t, unsigned index);
 /* Messages dropped on full queues, all queues together. */
