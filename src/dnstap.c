@@ -293,8 +293,7 @@ static frame_t *get_frame(dnstap_queue_t *q)
 	return f;
 }
 
-/* libfstrm is done with a pool frame (the I/O thread's side, or the
- * worker's after a failed submit). */
+/* libfstrm is done with a pool frame (the I/O thread's side). */
 static void put_frame(void *data, void *arg)
 {
 	dnstap_queue_t *q = arg;
@@ -333,10 +332,12 @@ static void submit(dnstap_queue_t *q, Dnstap__Message *m, size_t msglen)
 			       f ? put_frame : fstrm_free_wrapper,
 			       f ? q : NULL) == fstrm_res_success)
 		return;
-	if (f)
-		put_frame(buf, q);
-	else
+	if (f) {
+		f->next = q->spare;   /* never left this thread */
+		q->spare = f;
+	} else {
 		free(buf);
+	}
 	atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
 }
 

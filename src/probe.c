@@ -252,7 +252,7 @@ static void json_tls(json_t *j, const tls_info_t *t)
 	json_bool(j, "name", t->reached && t->name_ok);
 	json_bool(j, "purpose", t->reached && t->purpose_ok);
 	json_bool(j, "trust", t->reached && t->trust_ok);
-	json_str(j, "why", t->why);
+	json_str(j, "why", t->why[0] ? t->why : NULL);
 	json_end(j, '}');
 	json_object(j, "pins");
 	json_int(j, "configured", (int64_t)t->npins);

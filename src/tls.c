@@ -687,7 +687,8 @@ static void verdict_info(const tls_session_t *ts, tls_info_t *info)
 	if (ts->peer.npins && ts->pin_match >= 0)
 		tls_pin_format(&ts->peer.pins[ts->pin_match], info->pin_matched,
 			       sizeof(info->pin_matched));
-	info->why = ts->status || !ts->verified ? tls_session_error(ts) : NULL;
+	if (ts->status || !ts->verified)
+		snprintf(info->why, sizeof(info->why), "%s", tls_session_error(ts));
 }
 
 void tls_session_info(tls_session_t *ts, tls_info_t *info)
@@ -791,6 +792,6 @@ void tls_info_print(const tls_info_t *info, FILE *out)
 		fprintf(out, "pin:          matched %s\n", info->pin_matched);
 	else if (info->npins)
 		fprintf(out, "pin:          NO MATCH among %zu pin(s)\n", info->npins);
-	if (info->why)
+	if (info->why[0])
 		fprintf(out, "why:          %s\n", info->why);
 }

@@ -141,11 +141,11 @@ typedef struct {
 	int name_ok, purpose_ok, trust_ok;
 	size_t npins;
 	char pin_matched[TLS_PIN_B64_LEN + 1];  /* "" when none */
-	const char *why;        /* the rejection, NULL when accepted */
+	char why[256];          /* the rejection; "" when accepted */
 } tls_info_t;
 
-/* Fill info about s; works after a failed verification too. Valid (the
- * strings it points to) until s is destroyed. */
+/* Fill info about s; works after a failed verification too. info owns
+ * its text but auth_name, the peer's (which outlives s). */
 void tls_session_info(tls_session_t *s, tls_info_t *info);
 
 /* What a role means, in --probe's words ("verified (leaf)"), and as one
