@@ -452,6 +452,25 @@ int upstream_set_idle(const upstream_set_t *set)
 	return 1;
 }
 
+unsigned upstream_set_reset(upstream_set_t *set)
+{
+	unsigned closed = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		u->fails = 0;
+		u->down_until = 0;
+		for (unsigned k = 0; k < set->pool_size; k++) {
+			dot_conn_t *c = u->conns[k];
+			if (c && dot_conn_state(c) == DOT_READY && dot_conn_inflight(c) == 0) {
+				dot_conn_drain(c);   /* idle: closes now, on_closed frees the slot */
+				closed++;
+			}
+		}
+	}
+	return closed;
+}
+
 void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out)
 {
 	*out = set->stats;
