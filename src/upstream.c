@@ -209,6 +209,13 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 	set->opts.idle_timeout_ms = cfg->idle_timeout_ms;
 	set->opts.max_inflight = cfg->max_inflight;
 	set->opts.tcp_fastopen = cfg->tcp_fastopen;
+	/* query-timeout: once data has gone unacknowledged that long, every
+	 * query on the connection has had its SERVFAIL, so nothing is lost by
+	 * giving up; anything shorter could kill a connection that a lossy
+	 * link (TCP backing off, 0.2 + 0.4 + 0.8 + 1.6 s) would still carry.
+	 * A silent connection with queries in flight goes sooner, at
+	 * attempt-timeout (dot_conn_expire). */
+	set->opts.user_timeout_ms = cfg->query_timeout_ms;
 	set->ups = xcalloc(set->n, sizeof(upstream_t));
 	for (size_t i = 0; i < set->n; i++) {
 		set->ups[i].set = set;

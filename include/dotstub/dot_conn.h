@@ -69,6 +69,7 @@ typedef struct {
 	unsigned idle_timeout_ms;     /* close when nothing is in flight */
 	unsigned max_inflight;
 	int tcp_fastopen;             /* TCP_FASTOPEN_CONNECT */
+	unsigned user_timeout_ms;     /* TCP_USER_TIMEOUT; 0: the kernel's */
 } dot_conn_opts_t;
 
 /* Start connecting to u (which, like tls and ev, must outlive the
