@@ -305,6 +305,7 @@ netwatch_t *netwatch_create(struct ev_loop *loop, netwatch_fn fn, void *arg,
 	nw->wake.data = nw;
 	ev_set_priority(&nw->wake, EV_MAXPRI);
 	ev_check_start(loop, &nw->wake);
+	ev_unref(loop);   /* watching alone keeps no loop running */
 	ev_init(&nw->quiet, on_debounced);
 	nw->quiet.repeat = NETWATCH_DEBOUNCE_MS / 1000.0;
 	nw->quiet.data = nw;
@@ -322,6 +323,7 @@ netwatch_t *netwatch_create(struct ev_loop *loop, netwatch_fn fn, void *arg,
 	ev_io_init(&nw->io, on_events, nw->fd, EV_READ);
 	nw->io.data = nw;
 	ev_io_start(loop, &nw->io);
+	ev_unref(loop);
 	return nw;
 }
 
@@ -329,10 +331,12 @@ void netwatch_destroy(netwatch_t *nw)
 {
 	if (!nw)
 		return;
+	ev_ref(nw->loop);
 	ev_check_stop(nw->loop, &nw->wake);
 	ev_timer_stop(nw->loop, &nw->quiet);
 	ev_timer_stop(nw->loop, &nw->cap);
 	if (nw->fd >= 0) {
+		ev_ref(nw->loop);
 		ev_io_stop(nw->loop, &nw->io);
 		close(nw->fd);
 	}
