@@ -1,0 +1,486 @@
+/* dot_conn: one DoT connection driven by the real libev loop against a real
+ * TLS server over loopback (dot_peer, in process, on the same loop), which
+ * holds, answers, misanswers or closes as each case needs. Nothing sleeps:
+ * every wait runs the loop until a condition holds, within a generous
+ * bound that only a broken module reaches. */
+#include <check.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dotstub/dnsmsg.h"
+#include "dotstub/dot_conn.h"
+
+#include "check_main.h"
+#include "dot_peer.h"
+
+#define WAIT 10.0   /* seconds; a loaded CI machine still does it in < 1 */
+
+/* One query: the request dot_conn sees, and what became of it. */
+struct treq {
+	dot_req_t req;
+	dnsmsg_query_t q;
+	uint8_t msg[DNSMSG_QUESTION_MAX + 64];
+	size_t len;
+	int answered, failed, counted;
+	unsigned done_at;          /* completion order, 1 = first */
+	uint8_t answer[512];
+	size_t answer_len;
+};
+
+static struct {
+	struct ev_loop *loop;
+	gnutls_x509_crt_t crt;
+	gnutls_x509_privkey_t key;
+	char ca_file[64];
+	tls_ctx_t *tls;
+	dot_peer_t *peer;
+	config_upstream_t up;
+	dot_conn_opts_t opts;
+	dot_conn_t *conns[2];
+	/* What the owner heard. */
+	int ready, resumed, closed, closed_failed, rooms;
+	unsigned closed_at, done;  /* event order, shared with treq.done_at */
+	struct bytes tickets[TLS_TICKETS_MAX];
+	size_t ntickets;
+} F;
+
+static struct treq *treq_of(dot_req_t *req)
+{
+	return (struct treq *)((char *)req - offsetof(struct treq, req));
+}
+
+static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
+{
+	struct treq *t = treq_of(req);
+
+	ck_assert_msg(!t->answered && !t->failed, "a second callback for one request");
+	ck_assert_uint_le(len, sizeof(t->answer));
+	memcpy(t->answer, msg, len);
+	t->answer_len = len;
+	t->answered = 1;
+	t->done_at = ++F.done;
+}
+
+static void on_failed(dot_req_t *req, int counted, const char *why)
+{
+	struct treq *t = treq_of(req);
+
+	(void)why;
+	ck_assert_msg(!t->answered && !t->failed, "a second callback for one request");
+	t->failed = 1;
+	t->counted = counted;
+	t->done_at = ++F.done;
+}
+
+static void treq_init(struct treq *t, const char *name)
+{
+	memset(t, 0, sizeof(*t));
+	t->len = dnsmsg_build_probe(name, 1, 0, t->msg, sizeof(t->msg));
+	ck_assert_uint_gt(t->len, 0);
+	ck_assert_int_eq(dnsmsg_parse_query(t->msg, t->len, &t->q), DNSMSG_OK);
+	t->req.question = t->q.question;
+	t->req.question_len = t->q.question_len;
+	t->req.on_answer = on_answer;
+	t->req.on_failed = on_failed;
+}
+
+/* ---- the owner's events ------------------------------------------------ */
+
+static void ev_ready(void *arg, dot_conn_t *c, int resumed, double ms)
+{
+	(void)arg;
+	(void)c;
+	ck_assert(ms >= 0);
+	F.ready++;
+	F.resumed += resumed;
+}
+
+static void ev_ticket(void *arg, uint8_t *data, size_t len)
+{
+	(void)arg;
+	if (F.ntickets < TLS_TICKETS_MAX)
+		bytes_add(&F.tickets[F.ntickets++], data, len);
+	free(data);
+}
+
+static void ev_room(void *arg, dot_conn_t *c)
+{
+	(void)arg;
+	(void)c;
+	F.rooms++;
+}
+
+static void ev_closed(void *arg, dot_conn_t *c, int failed, const char *why)
+{
+	(void)arg;
+	(void)why;
+	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
+	F.closed++;
+	F.closed_failed += failed;
+	F.closed_at = ++F.done;
+}
+
+static const dot_conn_events_t EVENTS = {
+	.on_ready = ev_ready,
+	.on_ticket = ev_ticket,
+	.on_room = ev_room,
+	.on_closed = ev_closed,
+};
+
+/* ---- fixture ----------------------------------------------------------- */
+
+static void setup(void)
+{
+	memset(&F, 0, sizeof(F));
+	F.loop = ev_loop_new(EVFLAG_AUTO);
+	fixture_make_cert(&F.key, &F.crt);
+	fixture_write_pem(F.crt, F.ca_file, sizeof(F.ca_file));
+	F.tls = fixture_client_ctx(F.crt);
+	F.peer = dot_peer_start(F.loop, F.crt, F.key);
+	dot_peer_upstream(F.peer, F.ca_file, &F.up);
+	F.opts.connect_timeout_ms = 5000;
+	F.opts.idle_timeout_ms = 0;      /* never, unless a case sets it */
+	F.opts.max_inflight = 16;
+}
+
+static void teardown(void)
+{
+	for (size_t i = 0; i < 2; i++)
+		dot_conn_destroy(F.conns[i]);
+	dot_peer_stop(F.peer);
+	tls_ctx_destroy(F.tls);
+	unlink(F.ca_file);
+	gnutls_x509_crt_deinit(F.crt);
+	gnutls_x509_privkey_deinit(F.key);
+	for (size_t i = 0; i < F.ntickets; i++)
+		bytes_free(&F.tickets[i]);
+	ev_loop_destroy(F.loop);
+}
+
+/* Connection i, with a ticket or not, run until ready. */
+static dot_conn_t *open_ready(size_t i, const struct bytes *ticket)
+{
+	char err[256] = "";
+	int ready = F.ready;
+
+	F.conns[i] = dot_conn_create(F.loop, &F.up, F.tls, &F.opts,
+				     ticket ? ticket->data : NULL,
+				     ticket ? ticket->len : 0,
+				     &EVENTS, NULL, err, sizeof(err));
+	ck_assert_msg(F.conns[i] != NULL, "dot_conn_create: %s", err);
+	RUN_UNTIL(F.loop, F.ready > ready || F.closed, WAIT);
+	ck_assert_int_eq(F.closed, 0);
+	ck_assert_int_eq(dot_conn_state(F.conns[i]), DOT_READY);
+	return F.conns[i];
+}
+
+static void send_ok(dot_conn_t *c, struct treq *t, const char *name)
+{
+	treq_init(t, name);
+	ck_assert_int_eq(dot_conn_send(c, &t->req, t->msg, t->len), 0);
+}
+
+static const char *const NAMES[] = { "a.example", "b.example", "c.example" };
+
+/* A ready connection with n queries (NAMES) in flight, held by the
+ * server. */
+static dot_conn_t *n_held(struct treq *t, size_t n)
+{
+	dot_conn_t *c = open_ready(0, NULL);
+
+	dot_peer_set_mode(F.peer, PEER_HOLD);
+	for (size_t i = 0; i < n; i++)
+		send_ok(c, &t[i], NAMES[i]);
+	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == n, WAIT);
+	return c;
+}
+
+/* The server answers its i-th held query, which is t's: run until t has
+ * the answer. */
+static void answer_held(size_t i, struct treq *t)
+{
+	dot_peer_answer(F.peer, i, ANSWER_OK);
+	RUN_UNTIL(F.loop, t->answered, WAIT);
+}
+
+/* The ID the peer saw on its i-th query. */
+static uint16_t peer_id(size_t i)
+{
+	size_t len;
+	const uint8_t *q = dot_peer_query(F.peer, i, &len);
+
+	return dnsmsg_get_id(q);
+}
+
+/* ---- cases ------------------------------------------------------------- */
+
+START_TEST(test_handshake_to_ready)
+{
+	char err[256] = "";
+
+	F.conns[0] = dot_conn_create(F.loop, &F.up, F.tls, &F.opts, NULL, 0,
+				     &EVENTS, NULL, err, sizeof(err));
+	ck_assert_msg(F.conns[0] != NULL, "dot_conn_create: %s", err);
+	ck_assert_int_lt(dot_conn_state(F.conns[0]), DOT_READY);
+	RUN_UNTIL(F.loop, F.ready == 1 || F.closed, WAIT);
+	ck_assert_int_eq(dot_conn_state(F.conns[0]), DOT_READY);
+	ck_assert_int_eq(F.resumed, 0);
+	ck_assert(dot_conn_has_room(F.conns[0]));
+	/* In TLS 1.3 the server is done one flight after the client. */
+	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->handshakes == 1, WAIT);
+}
+END_TEST
+
+/* Three queries in flight, answered last, first, second: each request gets
+ * the answer to its own question, in the order the answers came. */
+START_TEST(test_pipelined_out_of_order)
+{
+	struct treq t[3];
+	dot_conn_t *c = n_held(t, 3);
+
+	ck_assert(peer_id(0) != peer_id(1) && peer_id(1) != peer_id(2) &&
+		  peer_id(0) != peer_id(2));
+	dot_peer_answer(F.peer, 2, ANSWER_OK);   /* c */
+	dot_peer_answer(F.peer, 0, ANSWER_OK);   /* a */
+	dot_peer_answer(F.peer, 0, ANSWER_OK);   /* b */
+	RUN_UNTIL(F.loop, t[0].answered && t[1].answered && t[2].answered, WAIT);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_msg(dnsmsg_answer_matches(t[i].answer, t[i].answer_len,
+						    t[i].q.question, t[i].q.question_len),
+			      "%s got another question's answer", NAMES[i]);
+		ck_assert_uint_eq(dnsmsg_get_id(t[i].answer), peer_id((size_t)i));
+		ck_assert_ptr_null(t[i].req.conn);
+	}
+	ck_assert_uint_eq(t[2].done_at, 1);
+	ck_assert_uint_eq(t[0].done_at, 2);
+	ck_assert_uint_eq(t[1].done_at, 3);
+	ck_assert_uint_eq(dot_conn_stats(c)->sent, 3);
+	ck_assert_uint_eq(dot_conn_stats(c)->answered, 3);
+	ck_assert_uint_eq(dot_conn_stats(c)->unmatched, 0);
+}
+END_TEST
+
+/* An answer with our ID but another question, or with an ID we did not
+ * give, is dropped and counted; the request waits for its real answer. */
+START_TEST(test_wrong_answers_dropped)
+{
+	dot_conn_t *c = open_ready(0, NULL);
+	struct treq t;
+
+	dot_peer_set_mode(F.peer, PEER_HOLD);
+	send_ok(c, &t, "www.example");
+	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == 1, WAIT);
+	dot_peer_answer(F.peer, 0, ANSWER_WRONG_QUESTION);
+	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 1, WAIT);
+	ck_assert(!t.answered && !t.failed);
+	dot_peer_answer(F.peer, 0, ANSWER_WRONG_ID);
+	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 2, WAIT);
+	ck_assert(!t.answered && !t.failed);
+	ck_assert_ptr_eq(t.req.conn, c);
+	answer_held(0, &t);
+	ck_assert_uint_eq(dot_conn_stats(c)->answered, 1);
+	ck_assert_uint_eq(dot_conn_stats(c)->unmatched, 2);
+	ck_assert_int_eq(dot_conn_state(c), DOT_READY);
+}
+END_TEST
+
+/* max_inflight queries in flight: the next one is refused with -ENOSPC
+ * until an answer frees a slot (and the owner hears of the room). */
+START_TEST(test_max_inflight)
+{
+	dot_conn_t *c;
+	struct treq t[3];
+
+	F.opts.max_inflight = 2;
+	c = open_ready(0, NULL);
+	dot_peer_set_mode(F.peer, PEER_HOLD);
+	send_ok(c, &t[0], "a.example");
+	send_ok(c, &t[1], "b.example");
+	ck_assert(!dot_conn_has_room(c));
+	treq_init(&t[2], "c.example");
+	ck_assert_int_eq(dot_conn_send(c, &t[2].req, t[2].msg, t[2].len), -ENOSPC);
+	ck_assert_ptr_null(t[2].req.conn);
+	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == 2, WAIT);
+	answer_held(0, &t[0]);
+	ck_assert_int_ge(F.rooms, 1);
+	ck_assert(dot_conn_has_room(c));
+	ck_assert_int_eq(dot_conn_send(c, &t[2].req, t[2].msg, t[2].len), 0);
+	ck_assert(!dot_conn_has_room(c));
+}
+END_TEST
+
+/* The server closes with three queries in flight and no answer given:
+ * the owner hears first, then each request fails once, oldest first, and
+ * counts as a failed attempt. */
+START_TEST(test_peer_close_fails_inflight)
+{
+	struct treq t[3];
+	dot_conn_t *c = n_held(t, 3);
+
+	dot_peer_close_all(F.peer);
+	RUN_UNTIL(F.loop, t[0].failed && t[1].failed && t[2].failed, WAIT);
+	ck_assert_int_eq(F.closed, 1);
+	ck_assert_int_eq(F.closed_failed, 0);   /* it was ready: not a failure */
+	ck_assert_uint_eq(F.closed_at, 1);
+	for (int i = 0; i < 3; i++) {
+		ck_assert(!t[i].answered);
+		ck_assert_int_eq(t[i].counted, 1);
+		ck_assert_uint_eq(t[i].done_at, (unsigned)i + 2);
+		ck_assert_ptr_null(t[i].req.conn);
+	}
+	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
+	treq_init(&t[0], "a.example");
+	ck_assert_int_eq(dot_conn_send(c, &t[0].req, t[0].msg, t[0].len), -EPIPE);
+}
+END_TEST
+
+/* A server that answered on this connection and then closes cleanly is
+ * done with it, not failing: the requests left are handed back uncounted. */
+START_TEST(test_clean_close_after_answers_is_free)
+{
+	struct treq t[2];
+
+	n_held(t, 2);
+	answer_held(0, &t[0]);
+	dot_peer_close_all(F.peer);
+	RUN_UNTIL(F.loop, t[1].failed, WAIT);
+	ck_assert_int_eq(t[1].counted, 0);
+}
+END_TEST
+
+/* Nothing in flight for idle_timeout_ms: the connection closes (not a
+ * failure) and the server sees it go; a query in flight holds it open. */
+START_TEST(test_idle_close)
+{
+	dot_conn_t *c;
+	struct treq t;
+	ev_tstamp answered_at;
+
+	F.opts.idle_timeout_ms = 200;
+	c = open_ready(0, NULL);
+	dot_peer_set_mode(F.peer, PEER_HOLD);
+	send_ok(c, &t, "a.example");
+	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == 1, WAIT);
+	run_for(F.loop, 0.5);            /* > idle timeout, query in flight */
+	ck_assert_int_eq(dot_conn_state(c), DOT_READY);
+	ck_assert_int_eq(F.closed, 0);
+	answer_held(0, &t);
+	answered_at = ev_now(F.loop);
+	RUN_UNTIL(F.loop, F.closed == 1, WAIT);
+	ck_assert_msg(ev_now(F.loop) - answered_at >= 0.19,
+		      "closed %.3f s after the last answer, idle timeout 0.2 s",
+		      ev_now(F.loop) - answered_at);
+	ck_assert_int_eq(F.closed_failed, 0);
+	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
+	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->closed == 1, WAIT);
+}
+END_TEST
+
+/* A request's attempt expires on a server that has sent nothing since it
+ * went out: the connection is taken for dead (a failure); the expired
+ * request hears nothing, the other one is handed back, counted. */
+START_TEST(test_expire_silent_peer_closes)
+{
+	struct treq t[2];
+	dot_conn_t *c = n_held(t, 2);
+
+	dot_conn_expire(&t[0].req);
+	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
+	ck_assert_int_eq(F.closed, 1);
+	ck_assert_int_eq(F.closed_failed, 1);
+	ck_assert(!t[0].answered && !t[0].failed);
+	ck_assert(t[1].failed && t[1].counted);
+	/* The owner frees it; the socket goes with it. */
+	dot_conn_destroy(c);
+	F.conns[0] = NULL;
+	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->closed == 1, WAIT);
+}
+END_TEST
+
+/* The same on a server that answered something after the request went
+ * out: it is alive, only that query is lost; the connection stays. */
+START_TEST(test_expire_live_peer_keeps_conn)
+{
+	struct treq t[2];
+	dot_conn_t *c = n_held(t, 2);
+
+	answer_held(1, &t[1]);
+	dot_conn_expire(&t[0].req);
+	ck_assert_int_eq(dot_conn_state(c), DOT_READY);
+	ck_assert_int_eq(F.closed, 0);
+	ck_assert(!t[0].answered && !t[0].failed);
+	ck_assert_ptr_null(t[0].req.conn);
+	/* Its late answer is dropped as unknown. */
+	dot_peer_answer(F.peer, 0, ANSWER_OK);
+	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 1, WAIT);
+	ck_assert(!t[0].answered && !t[0].failed);
+}
+END_TEST
+
+/* Draining takes no new query, answers the ones in flight, and closes
+ * after the last answer, cleanly. */
+START_TEST(test_drain_closes_after_last_answer)
+{
+	struct treq t[3];
+	dot_conn_t *c = n_held(t, 2);
+	dot_conn_drain(c);
+	ck_assert_int_eq(dot_conn_state(c), DOT_DRAINING);
+	ck_assert(!dot_conn_has_room(c));
+	treq_init(&t[2], "c.example");
+	ck_assert_int_eq(dot_conn_send(c, &t[2].req, t[2].msg, t[2].len), -EPIPE);
+	answer_held(1, &t[1]);
+	ck_assert_int_eq(dot_conn_state(c), DOT_DRAINING);
+	ck_assert_int_eq(F.closed, 0);
+	answer_held(0, &t[0]);
+	RUN_UNTIL(F.loop, F.closed == 1, WAIT);
+	ck_assert_int_eq(F.closed_failed, 0);
+	ck_assert(!t[0].failed && !t[1].failed);
+	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->closed == 1, WAIT);
+}
+END_TEST
+
+/* The server's session ticket reaches the owner; a second connection
+ * offering it resumes (no certificate exchange) and works. */
+START_TEST(test_ticket_resumes)
+{
+	dot_conn_t *c;
+	struct treq t;
+
+	open_ready(0, NULL);
+	RUN_UNTIL(F.loop, F.ntickets >= 1, WAIT);
+	ck_assert_int_eq(F.resumed, 0);
+	c = open_ready(1, &F.tickets[0]);
+	ck_assert_int_eq(F.resumed, 1);
+	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->resumed == 1, WAIT);
+	ck_assert_uint_eq(dot_peer_counts(F.peer)->handshakes, 1);
+	send_ok(c, &t, "a.example");
+	RUN_UNTIL(F.loop, t.answered, WAIT);
+}
+END_TEST
+
+static Suite *dot_conn_suite(void)
+{
+	Suite *s = suite_create("dot_conn");
+	TCase *tc = tcase_create("loopback");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_handshake_to_ready);
+	tcase_add_test(tc, test_pipelined_out_of_order);
+	tcase_add_test(tc, test_wrong_answers_dropped);
+	tcase_add_test(tc, test_max_inflight);
+	tcase_add_test(tc, test_peer_close_fails_inflight);
+	tcase_add_test(tc, test_clean_close_after_answers_is_free);
+	tcase_add_test(tc, test_idle_close);
+	tcase_add_test(tc, test_expire_silent_peer_closes);
+	tcase_add_test(tc, test_expire_live_peer_keeps_conn);
+	tcase_add_test(tc, test_drain_closes_after_last_answer);
+	tcase_add_test(tc, test_ticket_resumes);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(dot_conn_suite)
