@@ -15,20 +15,9 @@
 
 #include "check_main.h"
 #include "dot_peer.h"
+#include "treq.h"
 
 #define WAIT 10.0   /* seconds; a loaded CI machine still does it in < 1 */
-
-/* One query: the request dot_conn sees, and what became of it. */
-struct treq {
-	dot_req_t req;
-	dnsmsg_query_t q;
-	uint8_t msg[DNSMSG_QUESTION_MAX + 64];
-	size_t len;
-	int answered, failed, counted;
-	unsigned done_at;          /* completion order, 1 = first */
-	uint8_t answer[512];
-	size_t answer_len;
-};
 
 static struct {
 	struct ev_loop *loop;
@@ -42,50 +31,10 @@ static struct {
 	dot_conn_t *conns[2];
 	/* What the owner heard. */
 	int ready, resumed, closed, closed_failed, rooms;
-	unsigned closed_at, done;  /* event order, shared with treq.done_at */
+	unsigned closed_at;        /* in treq_events */
 	struct bytes tickets[TLS_TICKETS_MAX];
 	size_t ntickets;
 } F;
-
-static struct treq *treq_of(dot_req_t *req)
-{
-	return (struct treq *)((char *)req - offsetof(struct treq, req));
-}
-
-static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
-{
-	struct treq *t = treq_of(req);
-
-	ck_assert_msg(!t->answered && !t->failed, "a second callback for one request");
-	ck_assert_uint_le(len, sizeof(t->answer));
-	memcpy(t->answer, msg, len);
-	t->answer_len = len;
-	t->answered = 1;
-	t->done_at = ++F.done;
-}
-
-static void on_failed(dot_req_t *req, int counted, const char *why)
-{
-	struct treq *t = treq_of(req);
-
-	(void)why;
-	ck_assert_msg(!t->answered && !t->failed, "a second callback for one request");
-	t->failed = 1;
-	t->counted = counted;
-	t->done_at = ++F.done;
-}
-
-static void treq_init(struct treq *t, const char *name)
-{
-	memset(t, 0, sizeof(*t));
-	t->len = dnsmsg_build_probe(name, 1, 0, t->msg, sizeof(t->msg));
-	ck_assert_uint_gt(t->len, 0);
-	ck_assert_int_eq(dnsmsg_parse_query(t->msg, t->len, &t->q), DNSMSG_OK);
-	t->req.question = t->q.question;
-	t->req.question_len = t->q.question_len;
-	t->req.on_answer = on_answer;
-	t->req.on_failed = on_failed;
-}
 
 /* ---- the owner's events ------------------------------------------------ */
 
@@ -120,7 +69,7 @@ static void ev_closed(void *arg, dot_conn_t *c, int failed, const char *why)
 	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
 	F.closed++;
 	F.closed_failed += failed;
-	F.closed_at = ++F.done;
+	F.closed_at = ++treq_events;
 }
 
 static const dot_conn_events_t EVENTS = {
@@ -135,6 +84,7 @@ static const dot_conn_events_t EVENTS = {
 static void setup(void)
 {
 	memset(&F, 0, sizeof(F));
+	treq_events = 0;
 	F.loop = ev_loop_new(EVFLAG_AUTO);
 	fixture_make_cert(&F.key, &F.crt);
 	fixture_write_pem(F.crt, F.ca_file, sizeof(F.ca_file));
@@ -180,7 +130,7 @@ static dot_conn_t *open_ready(size_t i, const struct bytes *ticket)
 static void send_ok(dot_conn_t *c, struct treq *t, const char *name)
 {
 	treq_init(t, name);
-	ck_assert_int_eq(dot_conn_send(c, &t->req, t->msg, t->len), 0);
+	ck_assert_int_eq(dot_conn_send(c, &t->u.req, t->msg, t->len), 0);
 }
 
 static const char *const NAMES[] = { "a.example", "b.example", "c.example" };
@@ -252,7 +202,7 @@ START_TEST(test_pipelined_out_of_order)
 						    t[i].q.question, t[i].q.question_len),
 			      "%s got another question's answer", NAMES[i]);
 		ck_assert_uint_eq(dnsmsg_get_id(t[i].answer), peer_id((size_t)i));
-		ck_assert_ptr_null(t[i].req.conn);
+		ck_assert_ptr_null(t[i].u.req.conn);
 	}
 	ck_assert_uint_eq(t[2].done_at, 1);
 	ck_assert_uint_eq(t[0].done_at, 2);
@@ -279,7 +229,7 @@ START_TEST(test_wrong_answers_dropped)
 	dot_peer_answer(F.peer, 0, ANSWER_WRONG_ID);
 	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 2, WAIT);
 	ck_assert(!t.answered && !t.failed);
-	ck_assert_ptr_eq(t.req.conn, c);
+	ck_assert_ptr_eq(t.u.req.conn, c);
 	answer_held(0, &t);
 	ck_assert_uint_eq(dot_conn_stats(c)->answered, 1);
 	ck_assert_uint_eq(dot_conn_stats(c)->unmatched, 2);
@@ -301,13 +251,13 @@ START_TEST(test_max_inflight)
 	send_ok(c, &t[1], "b.example");
 	ck_assert(!dot_conn_has_room(c));
 	treq_init(&t[2], "c.example");
-	ck_assert_int_eq(dot_conn_send(c, &t[2].req, t[2].msg, t[2].len), -ENOSPC);
-	ck_assert_ptr_null(t[2].req.conn);
+	ck_assert_int_eq(dot_conn_send(c, &t[2].u.req, t[2].msg, t[2].len), -ENOSPC);
+	ck_assert_ptr_null(t[2].u.req.conn);
 	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == 2, WAIT);
 	answer_held(0, &t[0]);
 	ck_assert_int_ge(F.rooms, 1);
 	ck_assert(dot_conn_has_room(c));
-	ck_assert_int_eq(dot_conn_send(c, &t[2].req, t[2].msg, t[2].len), 0);
+	ck_assert_int_eq(dot_conn_send(c, &t[2].u.req, t[2].msg, t[2].len), 0);
 	ck_assert(!dot_conn_has_room(c));
 }
 END_TEST
@@ -329,11 +279,11 @@ START_TEST(test_peer_close_fails_inflight)
 		ck_assert(!t[i].answered);
 		ck_assert_int_eq(t[i].counted, 1);
 		ck_assert_uint_eq(t[i].done_at, (unsigned)i + 2);
-		ck_assert_ptr_null(t[i].req.conn);
+		ck_assert_ptr_null(t[i].u.req.conn);
 	}
 	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
 	treq_init(&t[0], "a.example");
-	ck_assert_int_eq(dot_conn_send(c, &t[0].req, t[0].msg, t[0].len), -EPIPE);
+	ck_assert_int_eq(dot_conn_send(c, &t[0].u.req, t[0].msg, t[0].len), -EPIPE);
 }
 END_TEST
 
@@ -387,7 +337,7 @@ START_TEST(test_expire_silent_peer_closes)
 	struct treq t[2];
 	dot_conn_t *c = n_held(t, 2);
 
-	dot_conn_expire(&t[0].req);
+	dot_conn_expire(&t[0].u.req);
 	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
 	ck_assert_int_eq(F.closed, 1);
 	ck_assert_int_eq(F.closed_failed, 1);
@@ -408,11 +358,11 @@ START_TEST(test_expire_live_peer_keeps_conn)
 	dot_conn_t *c = n_held(t, 2);
 
 	answer_held(1, &t[1]);
-	dot_conn_expire(&t[0].req);
+	dot_conn_expire(&t[0].u.req);
 	ck_assert_int_eq(dot_conn_state(c), DOT_READY);
 	ck_assert_int_eq(F.closed, 0);
 	ck_assert(!t[0].answered && !t[0].failed);
-	ck_assert_ptr_null(t[0].req.conn);
+	ck_assert_ptr_null(t[0].u.req.conn);
 	/* Its late answer is dropped as unknown. */
 	dot_peer_answer(F.peer, 0, ANSWER_OK);
 	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 1, WAIT);
@@ -430,7 +380,7 @@ START_TEST(test_drain_closes_after_last_answer)
 	ck_assert_int_eq(dot_conn_state(c), DOT_DRAINING);
 	ck_assert(!dot_conn_has_room(c));
 	treq_init(&t[2], "c.example");
-	ck_assert_int_eq(dot_conn_send(c, &t[2].req, t[2].msg, t[2].len), -EPIPE);
+	ck_assert_int_eq(dot_conn_send(c, &t[2].u.req, t[2].msg, t[2].len), -EPIPE);
 	answer_held(1, &t[1]);
 	ck_assert_int_eq(dot_conn_state(c), DOT_DRAINING);
 	ck_assert_int_eq(F.closed, 0);
