@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dotstub/dnsmsg.h"
 #include "dotstub/dot_conn.h"
@@ -20,13 +19,8 @@
 #define WAIT 10.0   /* seconds; a loaded CI machine still does it in < 1 */
 
 static struct {
-	struct ev_loop *loop;
-	gnutls_x509_crt_t crt;
-	gnutls_x509_privkey_t key;
-	char ca_file[64];
+	peer_fixture_t P;          /* one server */
 	tls_ctx_t *tls;
-	dot_peer_t *peer;
-	config_upstream_t up;
 	dot_conn_opts_t opts;
 	dot_conn_t *conns[2];
 	/* What the owner heard. */
@@ -85,29 +79,21 @@ static void setup(void)
 {
 	memset(&F, 0, sizeof(F));
 	treq_events = 0;
-	F.loop = ev_loop_new(EVFLAG_AUTO);
-	fixture_make_cert(&F.key, &F.crt);
-	fixture_write_pem(F.crt, F.ca_file, sizeof(F.ca_file));
-	F.tls = fixture_client_ctx(F.crt);
-	F.peer = dot_peer_start(F.loop, F.crt, F.key);
-	dot_peer_upstream(F.peer, F.ca_file, &F.up);
-	F.opts.connect_timeout_ms = 5000;
+	peer_fixture_start(&F.P, 1);
+	F.tls = fixture_client_ctx(F.P.crt);
+	F.opts.connect_timeout_ms = F.P.cfg.connect_timeout_ms;
 	F.opts.idle_timeout_ms = 0;      /* never, unless a case sets it */
-	F.opts.max_inflight = 16;
+	F.opts.max_inflight = F.P.cfg.max_inflight;
 }
 
 static void teardown(void)
 {
 	for (size_t i = 0; i < 2; i++)
 		dot_conn_destroy(F.conns[i]);
-	dot_peer_stop(F.peer);
 	tls_ctx_destroy(F.tls);
-	unlink(F.ca_file);
-	gnutls_x509_crt_deinit(F.crt);
-	gnutls_x509_privkey_deinit(F.key);
 	for (size_t i = 0; i < F.ntickets; i++)
 		bytes_free(&F.tickets[i]);
-	ev_loop_destroy(F.loop);
+	peer_fixture_stop(&F.P);
 }
 
 /* Connection i, with a ticket or not, run until ready. */
@@ -116,12 +102,12 @@ static dot_conn_t *open_ready(size_t i, const struct bytes *ticket)
 	char err[256] = "";
 	int ready = F.ready;
 
-	F.conns[i] = dot_conn_create(F.loop, &F.up, F.tls, &F.opts,
+	F.conns[i] = dot_conn_create(F.P.loop, &F.P.ups[0], F.tls, &F.opts,
 				     ticket ? ticket->data : NULL,
 				     ticket ? ticket->len : 0,
 				     &EVENTS, NULL, err, sizeof(err));
 	ck_assert_msg(F.conns[i] != NULL, "dot_conn_create: %s", err);
-	RUN_UNTIL(F.loop, F.ready > ready || F.closed, WAIT);
+	RUN_UNTIL(F.P.loop, F.ready > ready || F.closed, WAIT);
 	ck_assert_int_eq(F.closed, 0);
 	ck_assert_int_eq(dot_conn_state(F.conns[i]), DOT_READY);
 	return F.conns[i];
@@ -141,10 +127,10 @@ static dot_conn_t *n_held(struct treq *t, size_t n)
 {
 	dot_conn_t *c = open_ready(0, NULL);
 
-	dot_peer_set_mode(F.peer, PEER_HOLD);
+	dot_peer_set_mode(F.P.peer[0], PEER_HOLD);
 	for (size_t i = 0; i < n; i++)
 		send_ok(c, &t[i], NAMES[i]);
-	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == n, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[0]) == n, WAIT);
 	return c;
 }
 
@@ -152,15 +138,15 @@ static dot_conn_t *n_held(struct treq *t, size_t n)
  * the answer. */
 static void answer_held(size_t i, struct treq *t)
 {
-	dot_peer_answer(F.peer, i, ANSWER_OK);
-	RUN_UNTIL(F.loop, t->answered, WAIT);
+	dot_peer_answer(F.P.peer[0], i, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, t->answered, WAIT);
 }
 
 /* The ID the peer saw on its i-th query. */
 static uint16_t peer_id(size_t i)
 {
 	size_t len;
-	const uint8_t *q = dot_peer_query(F.peer, i, &len);
+	const uint8_t *q = dot_peer_query(F.P.peer[0], i, &len);
 
 	return dnsmsg_get_id(q);
 }
@@ -171,16 +157,16 @@ START_TEST(test_handshake_to_ready)
 {
 	char err[256] = "";
 
-	F.conns[0] = dot_conn_create(F.loop, &F.up, F.tls, &F.opts, NULL, 0,
+	F.conns[0] = dot_conn_create(F.P.loop, &F.P.ups[0], F.tls, &F.opts, NULL, 0,
 				     &EVENTS, NULL, err, sizeof(err));
 	ck_assert_msg(F.conns[0] != NULL, "dot_conn_create: %s", err);
 	ck_assert_int_lt(dot_conn_state(F.conns[0]), DOT_READY);
-	RUN_UNTIL(F.loop, F.ready == 1 || F.closed, WAIT);
+	RUN_UNTIL(F.P.loop, F.ready == 1 || F.closed, WAIT);
 	ck_assert_int_eq(dot_conn_state(F.conns[0]), DOT_READY);
 	ck_assert_int_eq(F.resumed, 0);
 	ck_assert(dot_conn_has_room(F.conns[0]));
 	/* In TLS 1.3 the server is done one flight after the client. */
-	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->handshakes == 1, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[0])->handshakes == 1, WAIT);
 }
 END_TEST
 
@@ -193,10 +179,10 @@ START_TEST(test_pipelined_out_of_order)
 
 	ck_assert(peer_id(0) != peer_id(1) && peer_id(1) != peer_id(2) &&
 		  peer_id(0) != peer_id(2));
-	dot_peer_answer(F.peer, 2, ANSWER_OK);   /* c */
-	dot_peer_answer(F.peer, 0, ANSWER_OK);   /* a */
-	dot_peer_answer(F.peer, 0, ANSWER_OK);   /* b */
-	RUN_UNTIL(F.loop, t[0].answered && t[1].answered && t[2].answered, WAIT);
+	dot_peer_answer(F.P.peer[0], 2, ANSWER_OK);   /* c */
+	dot_peer_answer(F.P.peer[0], 0, ANSWER_OK);   /* a */
+	dot_peer_answer(F.P.peer[0], 0, ANSWER_OK);   /* b */
+	RUN_UNTIL(F.P.loop, t[0].answered && t[1].answered && t[2].answered, WAIT);
 	for (int i = 0; i < 3; i++) {
 		ck_assert_msg(dnsmsg_answer_matches(t[i].answer, t[i].answer_len,
 						    t[i].q.question, t[i].q.question_len),
@@ -220,14 +206,14 @@ START_TEST(test_wrong_answers_dropped)
 	dot_conn_t *c = open_ready(0, NULL);
 	struct treq t;
 
-	dot_peer_set_mode(F.peer, PEER_HOLD);
+	dot_peer_set_mode(F.P.peer[0], PEER_HOLD);
 	send_ok(c, &t, "www.example");
-	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == 1, WAIT);
-	dot_peer_answer(F.peer, 0, ANSWER_WRONG_QUESTION);
-	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 1, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[0]) == 1, WAIT);
+	dot_peer_answer(F.P.peer[0], 0, ANSWER_WRONG_QUESTION);
+	RUN_UNTIL(F.P.loop, dot_conn_stats(c)->unmatched == 1, WAIT);
 	ck_assert(!t.answered && !t.failed);
-	dot_peer_answer(F.peer, 0, ANSWER_WRONG_ID);
-	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 2, WAIT);
+	dot_peer_answer(F.P.peer[0], 0, ANSWER_WRONG_ID);
+	RUN_UNTIL(F.P.loop, dot_conn_stats(c)->unmatched == 2, WAIT);
 	ck_assert(!t.answered && !t.failed);
 	ck_assert_ptr_eq(t.u.req.conn, c);
 	answer_held(0, &t);
@@ -246,14 +232,14 @@ START_TEST(test_max_inflight)
 
 	F.opts.max_inflight = 2;
 	c = open_ready(0, NULL);
-	dot_peer_set_mode(F.peer, PEER_HOLD);
+	dot_peer_set_mode(F.P.peer[0], PEER_HOLD);
 	send_ok(c, &t[0], "a.example");
 	send_ok(c, &t[1], "b.example");
 	ck_assert(!dot_conn_has_room(c));
 	treq_init(&t[2], "c.example");
 	ck_assert_int_eq(dot_conn_send(c, &t[2].u.req, t[2].msg, t[2].len), -ENOSPC);
 	ck_assert_ptr_null(t[2].u.req.conn);
-	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == 2, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[0]) == 2, WAIT);
 	answer_held(0, &t[0]);
 	ck_assert_int_ge(F.rooms, 1);
 	ck_assert(dot_conn_has_room(c));
@@ -270,8 +256,8 @@ START_TEST(test_peer_close_fails_inflight)
 	struct treq t[3];
 	dot_conn_t *c = n_held(t, 3);
 
-	dot_peer_close_all(F.peer);
-	RUN_UNTIL(F.loop, t[0].failed && t[1].failed && t[2].failed, WAIT);
+	dot_peer_close_all(F.P.peer[0]);
+	RUN_UNTIL(F.P.loop, t[0].failed && t[1].failed && t[2].failed, WAIT);
 	ck_assert_int_eq(F.closed, 1);
 	ck_assert_int_eq(F.closed_failed, 0);   /* it was ready: not a failure */
 	ck_assert_uint_eq(F.closed_at, 1);
@@ -295,8 +281,8 @@ START_TEST(test_clean_close_after_answers_is_free)
 
 	n_held(t, 2);
 	answer_held(0, &t[0]);
-	dot_peer_close_all(F.peer);
-	RUN_UNTIL(F.loop, t[1].failed, WAIT);
+	dot_peer_close_all(F.P.peer[0]);
+	RUN_UNTIL(F.P.loop, t[1].failed, WAIT);
 	ck_assert_int_eq(t[1].counted, 0);
 }
 END_TEST
@@ -311,21 +297,21 @@ START_TEST(test_idle_close)
 
 	F.opts.idle_timeout_ms = 200;
 	c = open_ready(0, NULL);
-	dot_peer_set_mode(F.peer, PEER_HOLD);
+	dot_peer_set_mode(F.P.peer[0], PEER_HOLD);
 	send_ok(c, &t, "a.example");
-	RUN_UNTIL(F.loop, dot_peer_held(F.peer) == 1, WAIT);
-	run_for(F.loop, 0.5);            /* > idle timeout, query in flight */
+	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[0]) == 1, WAIT);
+	run_for(F.P.loop, 0.5);            /* > idle timeout, query in flight */
 	ck_assert_int_eq(dot_conn_state(c), DOT_READY);
 	ck_assert_int_eq(F.closed, 0);
 	answer_held(0, &t);
-	answered_at = ev_now(F.loop);
-	RUN_UNTIL(F.loop, F.closed == 1, WAIT);
-	ck_assert_msg(ev_now(F.loop) - answered_at >= 0.19,
+	answered_at = ev_now(F.P.loop);
+	RUN_UNTIL(F.P.loop, F.closed == 1, WAIT);
+	ck_assert_msg(ev_now(F.P.loop) - answered_at >= 0.19,
 		      "closed %.3f s after the last answer, idle timeout 0.2 s",
-		      ev_now(F.loop) - answered_at);
+		      ev_now(F.P.loop) - answered_at);
 	ck_assert_int_eq(F.closed_failed, 0);
 	ck_assert_int_eq(dot_conn_state(c), DOT_CLOSED);
-	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->closed == 1, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[0])->closed == 1, WAIT);
 }
 END_TEST
 
@@ -346,7 +332,7 @@ START_TEST(test_expire_silent_peer_closes)
 	/* The owner frees it; the socket goes with it. */
 	dot_conn_destroy(c);
 	F.conns[0] = NULL;
-	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->closed == 1, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[0])->closed == 1, WAIT);
 }
 END_TEST
 
@@ -364,8 +350,8 @@ START_TEST(test_expire_live_peer_keeps_conn)
 	ck_assert(!t[0].answered && !t[0].failed);
 	ck_assert_ptr_null(t[0].u.req.conn);
 	/* Its late answer is dropped as unknown. */
-	dot_peer_answer(F.peer, 0, ANSWER_OK);
-	RUN_UNTIL(F.loop, dot_conn_stats(c)->unmatched == 1, WAIT);
+	dot_peer_answer(F.P.peer[0], 0, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, dot_conn_stats(c)->unmatched == 1, WAIT);
 	ck_assert(!t[0].answered && !t[0].failed);
 }
 END_TEST
@@ -385,10 +371,10 @@ START_TEST(test_drain_closes_after_last_answer)
 	ck_assert_int_eq(dot_conn_state(c), DOT_DRAINING);
 	ck_assert_int_eq(F.closed, 0);
 	answer_held(0, &t[0]);
-	RUN_UNTIL(F.loop, F.closed == 1, WAIT);
+	RUN_UNTIL(F.P.loop, F.closed == 1, WAIT);
 	ck_assert_int_eq(F.closed_failed, 0);
 	ck_assert(!t[0].failed && !t[1].failed);
-	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->closed == 1, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[0])->closed == 1, WAIT);
 }
 END_TEST
 
@@ -400,14 +386,14 @@ START_TEST(test_ticket_resumes)
 	struct treq t;
 
 	open_ready(0, NULL);
-	RUN_UNTIL(F.loop, F.ntickets >= 1, WAIT);
+	RUN_UNTIL(F.P.loop, F.ntickets >= 1, WAIT);
 	ck_assert_int_eq(F.resumed, 0);
 	c = open_ready(1, &F.tickets[0]);
 	ck_assert_int_eq(F.resumed, 1);
-	RUN_UNTIL(F.loop, dot_peer_counts(F.peer)->resumed == 1, WAIT);
-	ck_assert_uint_eq(dot_peer_counts(F.peer)->handshakes, 1);
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[0])->resumed == 1, WAIT);
+	ck_assert_uint_eq(dot_peer_counts(F.P.peer[0])->handshakes, 1);
 	send_ok(c, &t, "a.example");
-	RUN_UNTIL(F.loop, t.answered, WAIT);
+	RUN_UNTIL(F.P.loop, t.answered, WAIT);
 }
 END_TEST
 

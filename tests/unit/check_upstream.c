@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dotstub/upstream.h"
 
@@ -20,13 +19,7 @@
 #define WAIT 10.0
 
 static struct {
-	struct ev_loop *loop;
-	gnutls_x509_crt_t crt;
-	gnutls_x509_privkey_t key;
-	char ca_file[64];
-	dot_peer_t *peer[2];
-	config_upstream_t ups[2];
-	config_t cfg;
+	peer_fixture_t P;
 	upstream_set_t *set;
 } F;
 
@@ -37,32 +30,13 @@ static void setup(void)
 {
 	memset(&F, 0, sizeof(F));
 	treq_events = 0;
-	F.loop = ev_loop_new(EVFLAG_AUTO);
-	fixture_make_cert(&F.key, &F.crt);
-	fixture_write_pem(F.crt, F.ca_file, sizeof(F.ca_file));
-	for (int i = 0; i < 2; i++) {
-		F.peer[i] = dot_peer_start(F.loop, F.crt, F.key);
-		dot_peer_upstream(F.peer[i], F.ca_file, &F.ups[i]);
-	}
-	F.cfg.upstreams = F.ups;
-	F.cfg.nupstreams = 2;
-	F.cfg.policy = POLICY_ORDERED;   /* A while it is healthy */
-	F.cfg.pool_size = 1;
-	F.cfg.max_inflight = 16;
-	F.cfg.max_waiting = 16;
-	F.cfg.connect_timeout_ms = 5000;
-	F.cfg.idle_timeout_ms = 0;
+	peer_fixture_start(&F.P, 2);
 }
 
 static void teardown(void)
 {
 	upstream_set_destroy(F.set);
-	for (int i = 0; i < 2; i++)
-		dot_peer_stop(F.peer[i]);
-	unlink(F.ca_file);
-	gnutls_x509_crt_deinit(F.crt);
-	gnutls_x509_privkey_deinit(F.key);
-	ev_loop_destroy(F.loop);
+	peer_fixture_stop(&F.P);
 }
 
 /* The set over the first n upstreams of the fixture, as configured now. */
@@ -70,8 +44,8 @@ static void make_set(size_t n)
 {
 	char err[256] = "";
 
-	F.cfg.nupstreams = n;
-	F.set = upstream_set_create(F.loop, &F.cfg, err, sizeof(err));
+	F.P.cfg.nupstreams = n;
+	F.set = upstream_set_create(F.P.loop, &F.P.cfg, err, sizeof(err));
 	ck_assert_msg(F.set != NULL, "upstream_set_create: %s", err);
 }
 
@@ -88,12 +62,12 @@ static void send_new(struct treq *t, const char *name)
 
 static unsigned long conns(int i)
 {
-	return dot_peer_counts(F.peer[i])->connections;
+	return dot_peer_counts(F.P.peer[i])->connections;
 }
 
 static unsigned long queries(int i)
 {
-	return dot_peer_counts(F.peer[i])->queries;
+	return dot_peer_counts(F.P.peer[i])->queries;
 }
 
 /* A refuses connections: a request sent there fails (counted), and its
@@ -104,15 +78,15 @@ static ev_tstamp fail_on_a(const char *name)
 	struct treq t;
 	unsigned long a = conns(A), b = queries(B);
 
-	dot_peer_set_mode(F.peer[A], PEER_REJECT);
+	dot_peer_set_mode(F.P.peer[A], PEER_REJECT);
 	send_new(&t, name);
-	RUN_UNTIL(F.loop, t.failed, WAIT);
+	RUN_UNTIL(F.P.loop, t.failed, WAIT);
 	ck_assert_uint_eq(conns(A), a + 1);
 	ck_assert_int_eq(t.counted, 1);
-	ev_tstamp failed_at = ev_now(F.loop);
+	ev_tstamp failed_at = ev_now(F.P.loop);
 	t.failed = 0;
 	ck_assert_int_eq(send_req(&t), 0);   /* as query.c resends */
-	RUN_UNTIL(F.loop, t.answered, WAIT);
+	RUN_UNTIL(F.P.loop, t.answered, WAIT);
 	ck_assert_uint_eq(queries(B), b + 1);
 	return failed_at;
 }
@@ -124,7 +98,7 @@ static char answered_by(const char *name)
 	unsigned long a = queries(A), b = queries(B);
 
 	send_new(&t, name);
-	RUN_UNTIL(F.loop, t.answered || t.failed, WAIT);
+	RUN_UNTIL(F.P.loop, t.answered || t.failed, WAIT);
 	if (t.failed)
 		return 'F';
 	ck_assert_uint_eq(queries(A) + queries(B), a + b + 1);
@@ -138,12 +112,12 @@ static const char *const NAMES[] = { "a.example", "b.example", "c.example",
  * flight at most: n requests (NAMES) sent, run until A has the first two. */
 static void fill_pool(struct treq *t, size_t n)
 {
-	F.cfg.max_inflight = 2;
+	F.P.cfg.max_inflight = 2;
 	make_set(1);
-	dot_peer_set_mode(F.peer[A], PEER_HOLD);
+	dot_peer_set_mode(F.P.peer[A], PEER_HOLD);
 	for (size_t i = 0; i < n; i++)
 		send_new(&t[i], NAMES[i]);
-	RUN_UNTIL(F.loop, dot_peer_held(F.peer[A]) == 2, WAIT);
+	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[A]) == 2, WAIT);
 }
 
 /* ---- cases ------------------------------------------------------------- */
@@ -178,20 +152,20 @@ START_TEST(test_backoff_doubles_and_reprobes)
 	make_set(2);
 	t1 = fail_on_a("a.example");
 	ck_assert_int_eq(answered_by("b.example"), 'B');
-	run_for(F.loop, t1 + UPSTREAM_BACKOFF_MIN_MS / 1000.0 + 0.01 - ev_now(F.loop));
+	run_for(F.P.loop, t1 + UPSTREAM_BACKOFF_MIN_MS / 1000.0 + 0.01 - ev_now(F.P.loop));
 	/* Re-probed: A's connection fails again (the resend goes to B). */
 	t2 = fail_on_a("c.example");
 	ck_assert_uint_eq(conns(A), 2);
-	run_for(F.loop, t2 + 0.3 - ev_now(F.loop));
-	if (ev_now(F.loop) - t2 < 2 * UPSTREAM_BACKOFF_MIN_MS / 1000.0) {
+	run_for(F.P.loop, t2 + 0.3 - ev_now(F.P.loop));
+	if (ev_now(F.P.loop) - t2 < 2 * UPSTREAM_BACKOFF_MIN_MS / 1000.0) {
 		ck_assert_int_eq(answered_by("d.example"), 'B');
 		ck_assert_uint_eq(conns(A), 2);
 	} else {
 		fprintf(stderr, "backoff: loop %.3f s late, doubling not judged\n",
-			ev_now(F.loop) - t2 - 0.3);
+			ev_now(F.P.loop) - t2 - 0.3);
 	}
-	dot_peer_set_mode(F.peer[A], PEER_ANSWER);
-	run_for(F.loop, t2 + 2 * UPSTREAM_BACKOFF_MIN_MS / 1000.0 + 0.01 - ev_now(F.loop));
+	dot_peer_set_mode(F.P.peer[A], PEER_ANSWER);
+	run_for(F.P.loop, t2 + 2 * UPSTREAM_BACKOFF_MIN_MS / 1000.0 + 0.01 - ev_now(F.P.loop));
 	ck_assert_int_eq(answered_by("e.example"), 'A');
 	ck_assert_uint_eq(conns(A), 3);
 	ck_assert_int_eq(answered_by("f.example"), 'A');
@@ -208,12 +182,12 @@ START_TEST(test_full_pool_waits_for_room)
 	ck_assert(!t[0].u.waiting && !t[1].u.waiting);
 	ck_assert(t[2].u.waiting && t[3].u.waiting);
 	ck_assert_uint_eq(queries(A), 2);
-	dot_peer_answer(F.peer[A], 0, ANSWER_OK);
-	RUN_UNTIL(F.loop, t[0].answered && queries(A) == 3, WAIT);
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, t[0].answered && queries(A) == 3, WAIT);
 	ck_assert(!t[2].u.waiting && t[3].u.waiting);
 	/* The one that went is the oldest waiting. */
 	size_t len;
-	const uint8_t *q = dot_peer_query(F.peer[A], 2, &len);
+	const uint8_t *q = dot_peer_query(F.P.peer[A], 2, &len);
 	ck_assert_int_eq(memcmp(q + 12, t[2].q.question, t[2].q.question_len), 0);
 	ck_assert_uint_eq(conns(A), 1);
 }
@@ -224,13 +198,13 @@ START_TEST(test_max_waiting_enobufs)
 {
 	struct treq t[4];
 
-	F.cfg.max_waiting = 1;
+	F.P.cfg.max_waiting = 1;
 	fill_pool(t, 3);
 	treq_init(&t[3], "d.example");
 	ck_assert_int_eq(send_req(&t[3]), -ENOBUFS);
 	ck_assert(!t[3].u.waiting);
-	dot_peer_answer(F.peer[A], 0, ANSWER_OK);
-	RUN_UNTIL(F.loop, queries(A) == 3, WAIT);
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, queries(A) == 3, WAIT);
 	ck_assert_int_eq(send_req(&t[3]), 0);   /* room in the queue again */
 }
 END_TEST
@@ -246,13 +220,13 @@ START_TEST(test_cancel_waiting)
 	fill_pool(t, 4);
 	upstream_cancel(F.set, &t[2].u);
 	ck_assert(!t[2].u.waiting);
-	dot_peer_answer(F.peer[A], 0, ANSWER_OK);
-	RUN_UNTIL(F.loop, queries(A) == 3, WAIT);
-	q = dot_peer_query(F.peer[A], 2, &len);
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, queries(A) == 3, WAIT);
+	q = dot_peer_query(F.P.peer[A], 2, &len);
 	ck_assert_int_eq(memcmp(q + 12, t[3].q.question, t[3].q.question_len), 0);
-	dot_peer_answer(F.peer[A], 0, ANSWER_OK);
-	dot_peer_answer(F.peer[A], 0, ANSWER_OK);
-	RUN_UNTIL(F.loop, t[1].answered && t[3].answered, WAIT);
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, t[1].answered && t[3].answered, WAIT);
 	ck_assert(!t[2].answered && !t[2].failed);
 	ck_assert_uint_eq(queries(A), 3);
 }
@@ -270,10 +244,10 @@ START_TEST(test_retire_hands_back_waiting)
 	ck_assert(!t[2].u.waiting);
 	ck_assert(!t[0].failed && !t[1].failed);
 	ck_assert(!upstream_set_idle(F.set));
-	dot_peer_answer(F.peer[A], 0, ANSWER_OK);
-	dot_peer_answer(F.peer[A], 0, ANSWER_OK);
-	RUN_UNTIL(F.loop, t[0].answered && t[1].answered, WAIT);
-	RUN_UNTIL(F.loop, upstream_set_idle(F.set), WAIT);
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, t[0].answered && t[1].answered, WAIT);
+	RUN_UNTIL(F.P.loop, upstream_set_idle(F.set), WAIT);
 	ck_assert_uint_eq(queries(A), 2);
 }
 END_TEST

@@ -368,6 +368,44 @@ void dot_peer_close_all(dot_peer_t *p)
 			conn_close(p->conns[i], 1);
 }
 
+/* ---- the setting most cases start from -------------------------------- */
+
+void peer_fixture_start(peer_fixture_t *pf, size_t n)
+{
+	ck_assert_uint_le(n, PEERS_MAX);
+	memset(pf, 0, sizeof(*pf));
+	pf->loop = ev_loop_new(EVFLAG_AUTO);
+	fixture_make_cert(&pf->key, &pf->crt);
+	fixture_write_pem(pf->crt, pf->ca_file, sizeof(pf->ca_file));
+	for (size_t i = 0; i < n; i++) {
+		pf->peer[i] = dot_peer_start(pf->loop, pf->crt, pf->key);
+		dot_peer_upstream(pf->peer[i], pf->ca_file, &pf->ups[i]);
+	}
+	pf->cfg.upstreams = pf->ups;
+	pf->cfg.nupstreams = n;
+	pf->cfg.policy = POLICY_ORDERED;
+	pf->cfg.pool_size = 1;
+	pf->cfg.max_inflight = 16;
+	pf->cfg.max_waiting = 16;
+	pf->cfg.connect_timeout_ms = 5000;
+	pf->cfg.idle_timeout_ms = 0;
+	pf->cfg.query_timeout_ms = 5000;
+	pf->cfg.attempt_timeout_ms = 5000;
+	pf->cfg.padding_block = 128;
+	pf->cfg.cache_size = 0;
+	pf->cfg.cache_max_ttl = 86400;
+}
+
+void peer_fixture_stop(peer_fixture_t *pf)
+{
+	for (size_t i = 0; i < PEERS_MAX; i++)
+		dot_peer_stop(pf->peer[i]);
+	unlink(pf->ca_file);
+	gnutls_x509_crt_deinit(pf->crt);
+	gnutls_x509_privkey_deinit(pf->key);
+	ev_loop_destroy(pf->loop);
+}
+
 /* ---- running the loop ------------------------------------------------- */
 
 static void on_bound(struct ev_loop *loop, ev_timer *w, int revents)

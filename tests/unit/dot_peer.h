@@ -79,6 +79,27 @@ void dot_peer_close_all(dot_peer_t *p);
 size_t dot_peer_build_answer(const uint8_t *query, size_t len,
 			     dot_peer_answer_t how, uint8_t *out, size_t cap);
 
+/* ---- the setting most cases start from -------------------------------- */
+
+#define PEERS_MAX 2
+
+/* A fresh loop, the test PKI, and n servers (A, B) as the upstreams of
+ * cfg, in that order, with settings for tests: ordered policy (A while
+ * it is healthy), one connection per upstream, 16 queries in flight, 16
+ * waiting, 5 s timeouts, no idle close, 128-byte padding, no cache. */
+typedef struct {
+	struct ev_loop *loop;
+	gnutls_x509_crt_t crt;
+	gnutls_x509_privkey_t key;
+	char ca_file[64];
+	dot_peer_t *peer[PEERS_MAX];
+	config_upstream_t ups[PEERS_MAX];
+	config_t cfg;
+} peer_fixture_t;
+
+void peer_fixture_start(peer_fixture_t *pf, size_t n);
+void peer_fixture_stop(peer_fixture_t *pf);
+
 /* ---- running the loop ------------------------------------------------- */
 
 /* A bound on a wait: ev_run(EVRUN_ONCE) wakes up by then at the latest. */
