@@ -172,6 +172,67 @@ START_TEST(test_backoff_doubles_and_reprobes)
 }
 END_TEST
 
+/* A's ready connection closes with the query on it (A is not failed:
+ * it was ready): the resend avoids A, the last upstream it went to. */
+START_TEST(test_resend_avoids_last_upstream)
+{
+	struct treq t;
+
+	make_set(2);
+	dot_peer_set_mode(F.P.peer[A], PEER_CLOSE_ON_QUERY);
+	send_new(&t, "a.example");
+	RUN_UNTIL(F.P.loop, t.failed, WAIT);
+	ck_assert_uint_eq(queries(A), 1);
+	t.failed = 0;
+	ck_assert_int_eq(send_req(&t), 0);
+	RUN_UNTIL(F.P.loop, t.answered || t.failed, WAIT);
+	ck_assert(t.answered);
+	ck_assert_uint_eq(queries(B), 1);
+	ck_assert_uint_eq(queries(A), 1);
+}
+END_TEST
+
+/* Both down: a query is not failed at once but tried on the one that
+ * failed longest ago (it may be back). */
+START_TEST(test_all_down_tries_oldest_failure)
+{
+	struct treq t;
+
+	make_set(2);
+	dot_peer_set_mode(F.P.peer[B], PEER_REJECT);
+	dot_peer_set_mode(F.P.peer[A], PEER_REJECT);
+	send_new(&t, "a.example");
+	RUN_UNTIL(F.P.loop, t.failed, WAIT);      /* A failed */
+	t.failed = 0;
+	ck_assert_int_eq(send_req(&t), 0);        /* the resend: B fails */
+	RUN_UNTIL(F.P.loop, t.failed, WAIT);
+	ck_assert_uint_eq(conns(A), 1);
+	ck_assert_uint_eq(conns(B), 1);
+	dot_peer_set_mode(F.P.peer[A], PEER_ANSWER);
+	ck_assert_int_eq(answered_by("b.example"), 'A');
+	ck_assert_uint_eq(conns(B), 1);
+}
+END_TEST
+
+/* A connection closed when idle hands its session ticket on: the next
+ * connection to the upstream resumes. */
+START_TEST(test_next_connection_resumes)
+{
+	upstream_stats_t st;
+
+	F.P.cfg.idle_timeout_ms = 100;
+	make_set(1);
+	ck_assert_int_eq(answered_by("a.example"), 'A');
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[A])->closed == 1, WAIT);
+	ck_assert_int_eq(answered_by("b.example"), 'A');
+	ck_assert_uint_eq(conns(A), 2);
+	upstream_set_stats(F.set, &st);
+	ck_assert_uint_eq(st.handshakes, 1);
+	ck_assert_uint_eq(st.resumed, 1);
+	ck_assert_uint_eq(dot_peer_counts(F.P.peer[A])->resumed, 1);
+}
+END_TEST
+
 /* A's one connection takes two queries; the third waits, and goes when an
  * answer makes room, in order. */
 START_TEST(test_full_pool_waits_for_room)
@@ -261,6 +322,9 @@ static Suite *upstream_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_prefers_healthy);
 	tcase_add_test(tc, test_backoff_doubles_and_reprobes);
+	tcase_add_test(tc, test_resend_avoids_last_upstream);
+	tcase_add_test(tc, test_all_down_tries_oldest_failure);
+	tcase_add_test(tc, test_next_connection_resumes);
 	tcase_add_test(tc, test_full_pool_waits_for_room);
 	tcase_add_test(tc, test_max_waiting_enobufs);
 	tcase_add_test(tc, test_cancel_waiting);
