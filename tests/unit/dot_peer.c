@@ -76,8 +76,11 @@ static void conn_close(struct peer_conn *c, int bye)
 	p->counts.closed++;
 }
 
-size_t dot_peer_build_answer(const uint8_t *q, size_t len, dot_peer_answer_t how,
-			     uint8_t *out, size_t cap)
+/* A DNS answer to q: header, the question, one A record 192.0.2.99 (TTL
+ * 60), made wrong or padded as `how` says. Returns the length, 0 when q
+ * has no readable single question. */
+static size_t build_answer(const uint8_t *q, size_t len, dot_peer_answer_t how,
+			   uint8_t *out, size_t cap)
 {
 	static const uint8_t a_record[] = {
 		0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c,
@@ -132,7 +135,7 @@ static void send_answer(struct peer_conn *c, const struct bytes *query,
 			dot_peer_answer_t how)
 {
 	uint8_t frame[2 + PEER_ANSWER_MAX];
-	size_t n = dot_peer_build_answer(query->data, query->len, how, frame + 2,
+	size_t n = build_answer(query->data, query->len, how, frame + 2,
 					 sizeof(frame) - 2);
 	ssize_t rc;
 
@@ -314,11 +317,6 @@ void dot_peer_stop(dot_peer_t *p)
 	gnutls_certificate_free_credentials(p->cred);
 	gnutls_free(p->ticket_key.data);
 	free(p);
-}
-
-uint16_t dot_peer_port(const dot_peer_t *p)
-{
-	return p->port;
 }
 
 void dot_peer_set_mode(dot_peer_t *p, dot_peer_mode_t mode)

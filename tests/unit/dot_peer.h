@@ -36,14 +36,10 @@ typedef enum {
 	ANSWER_PADDED,          /* OK, with an OPT padded to 128-byte blocks */
 } dot_peer_answer_t;
 
-/* The address of FIXTURE_AUTH_NAME's A record in every answer. */
-#define PEER_A_ADDR { 192, 0, 2, 99 }
-
 /* Start listening; crt and key are copied. */
 dot_peer_t *dot_peer_start(struct ev_loop *loop, gnutls_x509_crt_t crt,
 			   gnutls_x509_privkey_t key);
 void dot_peer_stop(dot_peer_t *p);
-uint16_t dot_peer_port(const dot_peer_t *p);
 void dot_peer_set_mode(dot_peer_t *p, dot_peer_mode_t mode);
 
 /* "127.0.0.1@PORT#" FIXTURE_AUTH_NAME, parsed, anchored at ca_file
@@ -72,12 +68,6 @@ const uint8_t *dot_peer_query(const dot_peer_t *p, size_t i, size_t *len);
 void dot_peer_answer(dot_peer_t *p, size_t i, dot_peer_answer_t how);
 /* Close every connection: close_notify, then the socket. */
 void dot_peer_close_all(dot_peer_t *p);
-
-/* A DNS answer to query (header + question + one A record PEER_A_ADDR,
- * TTL 60), as dot_peer sends it: the length, 0 when the query has no
- * readable single question. */
-size_t dot_peer_build_answer(const uint8_t *query, size_t len,
-			     dot_peer_answer_t how, uint8_t *out, size_t cap);
 
 /* ---- the setting most cases start from -------------------------------- */
 
