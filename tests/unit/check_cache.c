@@ -8,7 +8,6 @@
 
 #include "dotstub/cache.h"
 #include "dotstub/dnsmsg.h"
-#include "dotstub/sysclock.h"
 
 #include "check_main.h"
 
@@ -249,46 +248,6 @@ START_TEST(test_ttl_capped)
 }
 END_TEST
 
-/* A suspend, as sysclock sees it: boot time runs on, monotonic time
- * stands still. */
-static double fake_boot, fake_mono;
-
-static int fake_clock(clockid_t id, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(id == CLOCK_BOOTTIME ? fake_boot : fake_mono);
-	ts->tv_nsec = 0;
-	return 0;
-}
-
-/* The query path ages the cache on sysclock_boot(): an answer cached
- * before a suspend longer than its TTL is gone after it (on monotonic
- * time, which stands still while asleep, it would be served an hour
- * stale). */
-START_TEST(test_answers_expire_across_a_suspend)
-{
-	cache_t *c = cache_create(1 << 20, 86400);
-	uint8_t m[512], a[512];
-	dnsmsg_query_t q;
-	const uint8_t *msg;
-	size_t len, n = make_query(m, "www.example.test", 0, &q);
-	size_t alen = make_answer(a, m, n, 0, 300, 0);
-	uint32_t age;
-
-	sysclock_set_source(fake_clock);
-	fake_boot = 1000;
-	fake_mono = 400;
-	cache_store(c, &q, a, alen, sysclock_boot());
-	fake_boot += 100;   /* awake: both clocks run */
-	fake_mono += 100;
-	ck_assert_int_eq(cache_lookup(c, &q, sysclock_boot(), &msg, &len, &age), 1);
-	ck_assert_uint_eq(age, 100);
-	fake_boot += 3600;  /* an hour asleep */
-	ck_assert_int_eq(cache_lookup(c, &q, sysclock_boot(), &msg, &len, &age), 0);
-	sysclock_set_source(NULL);
-	cache_destroy(c);
-}
-END_TEST
-
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -300,7 +259,6 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_key_folds_only_the_name);
 	tcase_add_test(tc, test_rd0_answers_not_kept);
 	tcase_add_test(tc, test_ttl_capped);
-	tcase_add_test(tc, test_answers_expire_across_a_suspend);
 	suite_add_tcase(s, tc);
 	return s;
 }
