@@ -259,6 +259,32 @@ START_TEST(test_bad_names)
 }
 END_TEST
 
+/* 255 bytes in wire form at most: 3 labels of 63 and one of 61, with
+ * their length bytes and the root's. */
+START_TEST(test_name_length_limit)
+{
+	char text[300];
+	uint8_t wire[300];
+	size_t at = 0;
+
+	for (int i = 0; i < 4; i++) {
+		memset(text + at, 'a', 63);
+		at += 63;
+		text[at++] = '.';
+	}
+	text[at - 1] = '\0';
+	ck_assert_uint_eq(dnsmsg_name_from_text(text, wire, sizeof(wire)), 0);
+	text[at - 2] = '\0';   /* the last label 62 bytes: 256 in all */
+	ck_assert_uint_eq(dnsmsg_name_from_text(text, wire, sizeof(wire)), 0);
+	text[at - 3] = '\0';   /* 61 bytes: 255 */
+	ck_assert_uint_eq(dnsmsg_name_from_text(text, wire, sizeof(wire)), 255);
+	ck_assert_uint_eq(dnsmsg_name_from_text(text, wire, 254), 0);
+	ck_assert_uint_eq(dnsmsg_name_from_text("a.b.", wire, sizeof(wire)), 5);
+	ck_assert_mem_eq(wire, "\1a\1b", 5);
+	ck_assert_uint_eq(dnsmsg_name_from_text(".", wire, sizeof(wire)), 1);
+}
+END_TEST
+
 /* Names a lookup must not read past: it walks lengths only within len. */
 START_TEST(test_lookup_malformed_names)
 {
@@ -649,6 +675,7 @@ static Suite *zones_suite(void)
 	tcase_add_test(tc, test_forward_overrides_local);
 	tcase_add_test(tc, test_local_defaults);
 	tcase_add_test(tc, test_bad_names);
+	tcase_add_test(tc, test_name_length_limit);
 	tcase_add_test(tc, test_lookup_malformed_names);
 	tcase_add_test(tc, test_many_zones);
 	tcase_add_test(tc, test_print);
