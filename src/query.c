@@ -306,6 +306,12 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 	if (zones_lookup(env->cfg->zones, q->question, q->question_len, &m) !=
 	    ZONES_LOCAL)
 		return 0;
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		char name[DNSMSG_NAME_TEXT_MAX];
+		dnsmsg_query_name(q, name, sizeof(name));
+		log_debug("query %s type %u: local zone, not sent upstream", name,
+			  q->qtype);
+	}
 	n = dnsmsg_local_answer(q, m.local, m.apex, env->out, sizeof(env->out));
 	if (n) {
 		env->stats.local_answers++;
