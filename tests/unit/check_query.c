@@ -305,6 +305,9 @@ START_TEST(test_cache_ages_across_a_suspend)
 	ck_assert_uint_eq(query_stats(F.env)->cache_hits, 1);
 	ck_assert_uint_eq(queries(A), 2);
 	sysclock_set_source(NULL);
+}
+END_TEST
+
 /* Names of local zones are answered at once, with the client's ID and
  * question, and no upstream connection is opened for them; other names
  * still go upstream. */
