@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fstrm.h>
 #include <pthread.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 
 #include "dnstap.pb-c.h"
 #include "dotstub/dnstap.h"
+#include "dotstub/log.h"
 #include "dotstub/xmalloc.h"
 
 /* The content type every dnstap reader expects in the stream's header. */
@@ -69,15 +71,29 @@ int dnstap_built_in(void)
 	return 1;
 }
 
+/* libfstrm would open the file in its I/O thread, maybe after privileges
+ * are dropped, and on failure try again every few seconds, silently: it
+ * is opened here (fstrm_writer_open() is then a no-op in the thread),
+ * after a plain open() whose errno says why it cannot be. */
 static struct fstrm_writer *open_file(const char *path,
-				      const struct fstrm_writer_options *wopt)
+				      const struct fstrm_writer_options *wopt,
+				      char *err, size_t errlen)
 {
-	struct fstrm_file_options *fopt = fstrm_file_options_init();
+	struct fstrm_file_options *fopt;
 	struct fstrm_writer *w;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 
+	if (fd < 0) {
+		snprintf(err, errlen, "dnstap file:%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	close(fd);
+	fopt = fstrm_file_options_init();
 	fstrm_file_options_set_file_path(fopt, path);
 	w = fstrm_file_writer_init(fopt, wopt);
 	fstrm_file_options_destroy(&fopt);
+	if (w && fstrm_writer_open(w) != fstrm_res_success)
+		fstrm_writer_destroy(&w);
 	return w;
 }
 
@@ -90,6 +106,11 @@ static struct fstrm_writer *open_unix(const char *path,
 	fstrm_unix_writer_options_set_socket_path(uopt, path);
 	w = fstrm_unix_writer_init(uopt, wopt);
 	fstrm_unix_writer_options_destroy(&uopt);
+	/* Connected now while we may still be root; a collector not there
+	 * yet is tried again every 5 s (meanwhile messages are discarded). */
+	if (w && fstrm_writer_open(w) != fstrm_res_success)
+		log_warn("dnstap unix:%s: no collector there yet; trying every 5 s",
+			 path);
 	return w;
 }
 
@@ -102,15 +123,14 @@ static struct fstrm_writer *open_writer(const char *target, char *err,
 
 	fstrm_writer_options_add_content_type(wopt, CONTENT_TYPE,
 					      strlen(CONTENT_TYPE));
+	snprintf(err, errlen, "dnstap %s: cannot open it", target);
 	if (strncmp(target, "file:", 5) == 0)
-		w = open_file(target + 5, wopt);
+		w = open_file(target + 5, wopt, err, errlen);
 	else if (strncmp(target, "unix:", 5) == 0)
 		w = open_unix(target + 5, wopt);
 	else
 		snprintf(err, errlen, "dnstap %s: expected file:PATH or unix:PATH",
 			 target);
-	if (!w && strchr(target, ':'))
-		snprintf(err, errlen, "dnstap %s: cannot open it", target);
 	fstrm_writer_options_destroy(&wopt);
 	return w;
 }
