@@ -548,8 +548,11 @@ void dot_conn_expire(dot_req_t *req)
 	snprintf(why, sizeof(why), "no answer for %.0f ms",
 		 (ev_now(c->loop) - req->sent_at) * 1000.0);
 	dot_conn_cancel(req);
-	if (stalled && req->conn == NULL && dot_conn_state(c) != DOT_CLOSED)
+	if (stalled && req->conn == NULL && dot_conn_state(c) != DOT_CLOSED) {
+		if (c->state == DOT_CONNECTING || c->state == DOT_HANDSHAKE)
+			c->failure = STATS_REASON_TIMEOUT;
 		close_conn(c, 1, why);
+	}
 }
 
 void dot_conn_drain(dot_conn_t *c)

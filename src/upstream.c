@@ -503,7 +503,6 @@ void upstream_set_use_stats(upstream_set_t *set, stats_global_t *g)
 void upstream_set_gather(const upstream_set_t *set, stats_snapshot_t *out)
 {
 	stats_global_t g;
-	ev_tstamp now = ev_now(set->loop);
 
 	memset(&g, 0, sizeof(g));
 	for (size_t i = 0; i < set->n; i++) {
@@ -517,7 +516,9 @@ void upstream_set_gather(const upstream_set_t *set, stats_snapshot_t *out)
 			g.v[SG_UP_UNMATCHED] += dot_conn_stats(u->conns[k])->unmatched;
 		}
 		stats_set(&s, SU_CONNECTIONS, open);
-		stats_set(&s, SU_HEALTHY, healthy(u, now));
+		/* Not healthy(): after its backoff a dead upstream is
+		 * "healthy" again until the next try fails. */
+		stats_set(&s, SU_HEALTHY, u->fails == 0);
 		stats_set(&s, SU_SRTT, u->srtt_ms / 1000.0);
 		stats_snapshot_add_upstream(out, u->cfg->text, &s);
 	}

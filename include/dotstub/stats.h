@@ -130,7 +130,7 @@ typedef enum {
 	X(HS_FAILURES, "upstream_handshake_failures_total", COUNTER, REASON, SUM, NULL, \
 	  "Connections that failed before they were ready, by reason") \
 	X(HEALTHY, "upstream_healthy", GAUGE, NONE, MAX, NULL, \
-	  "1 when the upstream is chosen for queries, 0 while it backs off") \
+	  "1 when its last connection succeeded (or none was tried), 0 after a failure") \
 	X(SRTT, "upstream_srtt_seconds", GAUGE, NONE, MAX, NULL, \
 	  "Smoothed answer time (0 until measured)") \
 	X(ANSWER_SECONDS, "upstream_answer_seconds", HISTOGRAM, NONE, SUM, NULL, \
