@@ -11,7 +11,9 @@
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/query.h"
+#include "dotstub/sysclock.h"
 #include "dotstub/xmalloc.h"
+#include "dotstub/zones.h"
 
 /* Counted failures (errors, timeouts) before SERVFAIL: the first try and
  * one resend elsewhere. */
@@ -61,6 +63,14 @@ struct query_env {
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
+
+/* The cache ages on boot time: an answer cached before a suspend has aged
+ * by the time asleep (ev_now() is wall-clock time, which jumps with NTP
+ * and the user; monotonic time stands still while asleep). */
+static double cache_now(void)
+{
+	return sysclock_boot();
+}
 
 query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 			      upstream_set_t *upstreams)
@@ -201,7 +211,7 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 		fail_query(qr, STATS_CAUSE_BAD_ANSWER, "unreadable answer");
 		return;
 	}
-	cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
+	cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 	query_free(qr);
 }
 
@@ -286,11 +296,43 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 
 	/* The time since the loop woke up (and read the query, or the
 	 * batch it came in): a cache hit takes microseconds. */
-	if (!cache_lookup(env->cache, q, ev_now(env->loop), &msg, &len, &age) ||
+	if (!cache_lookup(env->cache, q, cache_now(), &msg, &len, &age) ||
 	    !send_answer(env, q, client, addr, addrlen, msg, len, age,
 			 STATS_SOURCE_CACHE, ev_time() - ev_now(env->loop)))
 		return 0;
 	stats_inc(env->stats, SG_CACHE_HITS);
+	return 1;
+}
+
+/* A name of a local zone (RFC 6761, 6303) is answered here, never sent
+ * upstream; not cached either: building the answer costs no more than a
+ * cache lookup. 1 when answered, 0 when the name is in no local zone. */
+static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
+			  const query_client_t *client,
+			  const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+	zones_match_t m;
+	size_t n;
+
+	if (zones_lookup(env->cfg->zones, q->question, q->question_len, &m) !=
+	    ZONES_LOCAL)
+		return 0;
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		char name[DNSMSG_NAME_TEXT_MAX];
+		dnsmsg_query_name(q, name, sizeof(name));
+		log_debug("query %s type %u: local zone, not sent upstream", name,
+			  q->qtype);
+	}
+	n = dnsmsg_local_answer(q, m.local, m.apex, env->out, sizeof(env->out));
+	if (n) {
+		stats_inc(env->stats, SG_LOCAL_ANSWERS);
+		stats_inc(env->stats, SG_ANSWERED);
+		stats_inc_at(env->stats, SG_RESPONSES,
+			     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
+		stats_observe(env->stats, SG_ANSWER_SECONDS, 0, 0);
+		stats_observe(env->stats, SG_CLIENT_SECONDS, STATS_SOURCE_LOCAL, 0);
+		client->reply(client->owner, addr, addrlen, env->out, n);
+	}
 	return 1;
 }
 
@@ -363,7 +405,8 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 			   DNSMSG_RCODE_NOTIMP);
 		return;
 	}
-	if (answer_from_cache(env, &q, client, addr, addrlen))
+	if (answer_locally(env, &q, client, addr, addrlen) ||
+	    answer_from_cache(env, &q, client, addr, addrlen))
 		return;
 	qr = get_query(env);
 	memset(qr, 0, offsetof(query_t, inline_msg));
@@ -417,6 +460,11 @@ size_t query_inflight(const query_env_t *env)
 void query_env_use_stats(query_env_t *env, stats_global_t *g)
 {
 	env->stats = g;
+}
+
+const stats_global_t *query_env_stats(const query_env_t *env)
+{
+	return env->stats;
 }
 
 void query_env_fill_stats(const query_env_t *env, stats_global_t *g)

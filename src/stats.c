@@ -27,7 +27,7 @@ static const char *const TRANSPORTS[STATS_N_TRANSPORT] = { "udp", "tcp" };
 static const char *const CAUSES[STATS_N_CAUSE] = {
 	"deadline", "upstream", "queue_full", "no_connection", "bad_answer",
 };
-static const char *const SOURCES[STATS_N_SOURCE] = { "cache", "upstream" };
+static const char *const SOURCES[STATS_N_SOURCE] = { "cache", "upstream", "local" };
 static const char *const REASONS[STATS_N_REASON] = {
 	"name", "trust", "pin", "eku", "expired", "tls", "connect", "timeout",
 };

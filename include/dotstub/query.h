@@ -53,6 +53,8 @@ size_t query_inflight(const query_env_t *env);
 /* Count in g, the thread's block, which must outlive the environment.
  * Until then the environment counts in a block of its own. */
 void query_env_use_stats(query_env_t *env, stats_global_t *g);
+/* The block it counts in (tests read it). */
+const stats_global_t *query_env_stats(const query_env_t *env);
 /* The gauges of the moment into g: queries open, and the cache's counts
  * (misses, evictions, entries, bytes). */
 void query_env_fill_stats(const query_env_t *env, stats_global_t *g);

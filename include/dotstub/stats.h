@@ -35,12 +35,12 @@ extern const double stats_bounds[STATS_BUCKETS];
 #define STATS_N_RCODE 7       /* rcode: NOERROR .. REFUSED, OTHER */
 #define STATS_N_TRANSPORT 2   /* transport: udp, tcp */
 #define STATS_N_CAUSE 5       /* cause: see stats_cause_t */
-#define STATS_N_SOURCE 2      /* source: cache, upstream */
+#define STATS_N_SOURCE 3      /* source: cache, upstream, local */
 #define STATS_N_REASON 8      /* reason: see stats_reason_t */
 #define STATS_N_KIND 2        /* kind: full, resumed */
 
 enum { STATS_TRANSPORT_UDP, STATS_TRANSPORT_TCP };
-enum { STATS_SOURCE_CACHE, STATS_SOURCE_UPSTREAM };
+enum { STATS_SOURCE_CACHE, STATS_SOURCE_UPSTREAM, STATS_SOURCE_LOCAL };
 enum { STATS_KIND_FULL, STATS_KIND_RESUMED };
 /* Why a query got SERVFAIL from dotstub itself. */
 typedef enum {
@@ -81,6 +81,8 @@ typedef enum {
 	  "Queries resent to another connection") \
 	X(CACHE_HITS, "cache_hits_total", COUNTER, NONE, SUM, "cache hits", \
 	  "Answers from the cache") \
+	X(LOCAL_ANSWERS, "local_answers_total", COUNTER, NONE, SUM, "local answers", \
+	  "Answers from local zones (RFC 6761, 6303), never sent upstream") \
 	X(REFUSED, "refused_total", COUNTER, NONE, SUM, "refused", \
 	  "Client messages refused: source not in allow") \
 	X(OPEN, "queries_open", GAUGE, NONE, SUM, "open", \
@@ -96,7 +98,7 @@ typedef enum {
 	X(ANSWER_SECONDS, "answer_seconds", HISTOGRAM, NONE, SUM, NULL, \
 	  "Time from query to answer, cache hits and upstream answers") \
 	X(CLIENT_SECONDS, "client_answer_seconds", HISTOGRAM, SOURCE, SUM, NULL, \
-	  "Time from query to answer, by source (cache, upstream)") \
+	  "Time from query to answer, by source (cache, upstream, local zone)") \
 	X(RESPONSES, "responses_total", COUNTER, RCODE, SUM, NULL, \
 	  "Responses sent to clients, by rcode") \
 	X(BY_TRANSPORT, "queries_by_transport_total", COUNTER, TRANSPORT, SUM, NULL, \

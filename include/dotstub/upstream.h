@@ -68,10 +68,20 @@ int upstream_set_idle(const upstream_set_t *set);
  * dot_conn_expire(). */
 void upstream_expire(upstream_set_t *set, upstream_req_t *req);
 
+/* The network changed or the machine slept (netwatch): close every idle
+ * connection (its path or source address may be gone; a busy one proves
+ * itself or times out) and end every backoff, so that the next query
+ * tries each upstream at once. Session tickets are kept: the reconnect is
+ * a resumption. Returns the number of connections closed. */
+unsigned upstream_set_reset(upstream_set_t *set);
+
 /* Count the set's global events (handshakes, failures, dropped answers)
  * in g, the thread's block, which must outlive the set. Until then the
  * set counts in a block of its own. */
 void upstream_set_use_stats(upstream_set_t *set, stats_global_t *g);
+/* That block (tests read it): handshakes, resumed, failures; answers
+ * dropped on connections still open are not in it yet. */
+const stats_global_t *upstream_set_stats(const upstream_set_t *set);
 /* Add the set's per-upstream counters and gauges (connections, health,
  * smoothed RTT) to out, labelled with each upstream's text. */
 void upstream_set_gather(const upstream_set_t *set, stats_snapshot_t *out);
