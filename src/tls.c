@@ -633,7 +633,10 @@ tls_failure_t tls_session_failure(const tls_session_t *ts)
 
 time_t tls_session_peer_expiry(const tls_session_t *ts)
 {
-	return ts->verified && ts->status == 0 && ts->path.ok ? ts->leaf_expiry : 0;
+	int pinned = ts->peer.npins == 0 || ts->pin_match >= 0;
+
+	return ts->verified && ts->status == 0 && ts->path.ok && pinned ?
+	       ts->leaf_expiry : 0;
 }
 
 const char *tls_session_error(const tls_session_t *ts)
