@@ -149,6 +149,18 @@ void stats_snapshot_merge(stats_snapshot_t *s, const stats_snapshot_t *from)
 		stats_snapshot_add_upstream(s, from->ups[i].label, &from->ups[i].u);
 }
 
+void stats_snapshot_add_counters(stats_snapshot_t *s, const stats_snapshot_t *from)
+{
+	for (size_t i = 0; i < from->nups; i++) {
+		stats_upstream_t u = from->ups[i].u;
+		for (size_t k = 0; k < NUPSTREAM; k++)
+			if (UPSTREAM[k].type == STATS_GAUGE)
+				memset(&u.v[UPSTREAM[k].slot], 0,
+				       UPSTREAM[k].size * sizeof(double));
+		stats_snapshot_add_upstream(s, from->ups[i].label, &u);
+	}
+}
+
 double stats_global_value(const stats_snapshot_t *s, unsigned slot)
 {
 	return slot < SG_SLOTS ? s->g.v[slot] : 0;

@@ -40,6 +40,7 @@ struct worker {
 	retired_t *retired;
 	ev_timer retire_timer;
 	stats_global_t stats;     /* this thread's counters */
+	stats_snapshot_t *archive;  /* per-upstream counts of freed sets */
 	ev_timer drain;
 	ev_tstamp drain_started;
 	double drain_limit;
@@ -84,21 +85,31 @@ static void use_config(worker_t *w, shared_config_t *sc)
 	w->cfg.cache_size = w->cache_size;
 }
 
-/* Per-upstream counts of a retired set leave with it; its global counts
- * (handshakes and the like) were the thread's all along. */
+/* The global counts (handshakes and the like) are the thread's all
+ * along; per-upstream counters of freed sets are in the archive, so that
+ * a reload does not set a counter back. */
 static void gather_stats(const worker_t *w, stats_snapshot_t *out)
 {
 	stats_global_t g = w->stats;
 
 	query_env_fill_stats(w->env, &g);
 	stats_snapshot_add_global(out, &g);
+	if (w->archive)
+		stats_snapshot_merge(out, w->archive);
 	upstream_set_gather(w->ups, out);
 	for (const retired_t *r = w->retired; r; r = r->next)
 		upstream_set_gather(r->ups, out);
 }
 
-static void free_retired(retired_t *r)
+static void free_retired(worker_t *w, retired_t *r)
 {
+	stats_snapshot_t *last = stats_snapshot_new();
+
+	upstream_set_gather(r->ups, last);
+	if (!w->archive)
+		w->archive = stats_snapshot_new();
+	stats_snapshot_add_counters(w->archive, last);
+	stats_snapshot_free(last);
 	upstream_set_destroy(r->ups);
 	shared_config_release(r->sc);
 	free(r);
@@ -117,7 +128,7 @@ static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
 			continue;
 		}
 		*p = r->next;
-		free_retired(r);
+		free_retired(wk, r);
 	}
 	if (!wk->retired)
 		ev_timer_stop(loop, w);
@@ -399,7 +410,7 @@ void worker_destroy(worker_t *w)
 	while (w->retired) {
 		retired_t *r = w->retired;
 		w->retired = r->next;
-		free_retired(r);
+		free_retired(w, r);
 	}
 	for (size_t i = 0; i < w->nlisten; i++) {
 		listener_tcp_destroy(w->tcp[i]);
@@ -416,6 +427,7 @@ void worker_destroy(worker_t *w)
 		ev_prepare_stop(w->loop, &w->publish);
 		ev_loop_destroy(w->loop);
 	}
+	stats_snapshot_free(w->archive);
 	stats_snapshot_free(w->scratch);
 	stats_snapshot_free(w->snapshot);
 	shared_config_release(w->posted);

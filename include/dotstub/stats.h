@@ -206,6 +206,9 @@ void stats_snapshot_add_upstream(stats_snapshot_t *s, const char *label,
 				 const stats_upstream_t *u);
 /* Add everything in from to s. */
 void stats_snapshot_merge(stats_snapshot_t *s, const stats_snapshot_t *from);
+/* Add only from's per-upstream counters and histograms to s: what a
+ * freed upstream set leaves behind (its gauges mean nothing any more). */
+void stats_snapshot_add_counters(stats_snapshot_t *s, const stats_snapshot_t *from);
 
 /* One value: slot + label of the global block, or of the upstream named
  * label (0 when there is none). A histogram's count: stats_hist_count. */
