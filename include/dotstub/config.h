@@ -85,6 +85,7 @@ typedef struct {
 	unsigned query_timeout_ms;    /* whole query, client to answer */
 	unsigned attempt_timeout_ms;  /* one upstream's turn before a resend */
 	unsigned connect_timeout_ms;  /* TCP connect + TLS handshake */
+	unsigned race_delay_ms;       /* connection-race-delay, 0 = no race */
 	unsigned idle_timeout_ms;     /* idle upstream connection close */
 	unsigned tcp_client_timeout_ms;  /* idle client TCP connection close */
 	unsigned max_inflight;        /* queries in flight per connection */
@@ -97,6 +98,7 @@ typedef struct {
 	unsigned threads;             /* event loops, each with its own sockets */
 	int policy;                   /* config_policy_t */
 	int tcp_fastopen;
+	int clock_floor;              /* build time as the earliest clock */
 } config_t;
 
 /* The settings table (config_settings.c): one row per [server] setting. */
