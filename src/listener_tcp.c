@@ -33,7 +33,7 @@
 typedef struct tcp_client {
 	listener_tcp_t *l;
 	TAILQ_ENTRY(tcp_client) link;    /* in l->clients, idle longest first */
-	struct tcp_client *next_unsent;  /* answers waiting for the pass end */
+	SLIST_ENTRY(tcp_client) pending;  /* answers waiting for the pass end */
 	int unsent;
 	int fd;                 /* -1 once closed */
 	ev_io io;
@@ -58,7 +58,7 @@ struct listener_tcp {
 	acceptor_t *acceptor;
 	TAILQ_HEAD(tcp_clients, tcp_client) clients;   /* least recently active first */
 	size_t nclients;
-	tcp_client_t *unsent;   /* clients with answers to send */
+	SLIST_HEAD(, tcp_client) pending;  /* clients with answers to send */
 	ev_prepare flush;       /* sends them before the loop sleeps */
 	char text[CONFIG_SPEC_MAX];
 };
@@ -211,8 +211,7 @@ static void tcp_reply(void *owner, const struct sockaddr_storage *addr,
 		return;
 	c->unsent = 1;
 	c->open++;
-	c->next_unsent = c->l->unsent;
-	c->l->unsent = c;
+	SLIST_INSERT_HEAD(&c->l->pending, c, pending);
 }
 
 /* The query module is done with one of the client's queries. */
@@ -228,9 +227,10 @@ static void tcp_release(void *owner)
 /* Each client's answers of the pass, then its hold released. */
 static void send_unsent(listener_tcp_t *l)
 {
-	while (l->unsent) {
-		tcp_client_t *c = l->unsent;
-		l->unsent = c->next_unsent;
+	tcp_client_t *c;
+
+	while ((c = SLIST_FIRST(&l->pending)) != NULL) {
+		SLIST_REMOVE_HEAD(&l->pending, pending);
 		c->unsent = 0;
 		c->open--;
 		if (c->fd >= 0)
@@ -428,6 +428,7 @@ listener_tcp_t *listener_tcp_create(struct ev_loop *loop,
 	l->fd = fd;
 	snprintf(l->text, sizeof(l->text), "%s", addr->text);
 	TAILQ_INIT(&l->clients);
+	SLIST_INIT(&l->pending);
 	snprintf(name, sizeof(name), "listener %s", addr->text);
 	l->acceptor = acceptor_create(loop, fd, name, on_accept, l);
 	ev_prepare_init(&l->flush, on_flush);

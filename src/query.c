@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "dotstub/cache.h"
 #include "dotstub/dnsmsg.h"
@@ -28,10 +29,14 @@ const double query_latency_bounds[QUERY_LATENCY_BUCKETS] = {
 	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2,
 };
 
+/* The query that embeds a request the pool hands back. */
+#define QUERY_OF(r) \
+	((query_t *)((char *)(r) - offsetof(query_t, ureq.req)))
+
 typedef struct query {
-	dot_req_t req;              /* first: a req is its query */
+	upstream_req_t ureq;        /* what goes upstream */
 	query_env_t *env;
-	struct query *prev, *next;  /* open queries, for shutdown */
+	TAILQ_ENTRY(query) link;    /* open (for shutdown), or spare */
 	query_client_t client;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -52,9 +57,8 @@ struct query_env {
 	const config_t *cfg;
 	upstream_set_t *ups;
 	cache_t *cache;
-	query_t *open;
+	TAILQ_HEAD(query_list, query) open, spare;  /* spare: for reuse */
 	size_t nopen;
-	query_t *spare;             /* finished, for reuse (linked by next) */
 	size_t nspare;
 	query_stats_t stats;
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
@@ -70,16 +74,18 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->cfg = cfg;
 	env->ups = upstreams;
 	env->cache = cache_create(cfg->cache_size, cfg->cache_max_ttl);
+	TAILQ_INIT(&env->open);
+	TAILQ_INIT(&env->spare);
 	return env;
 }
 
 static query_t *get_query(query_env_t *env)
 {
-	query_t *qr = env->spare;
+	query_t *qr = TAILQ_FIRST(&env->spare);
 
 	if (!qr)
 		return xmalloc(sizeof(*qr));
-	env->spare = qr->next;
+	TAILQ_REMOVE(&env->spare, qr, link);
 	env->nspare--;
 	return qr;
 }
@@ -92,8 +98,7 @@ static void put_query(query_env_t *env, query_t *qr)
 		free(qr);
 		return;
 	}
-	qr->next = env->spare;
-	env->spare = qr;
+	TAILQ_INSERT_HEAD(&env->spare, qr, link);
 	env->nspare++;
 }
 
@@ -104,13 +109,8 @@ static void query_free(query_t *qr)
 	ev_timer_stop(env->loop, &qr->deadline);
 	ev_timer_stop(env->loop, &qr->attempt);
 	if (qr->ups)
-		upstream_cancel(qr->ups, &qr->req);
-	if (qr->prev)
-		qr->prev->next = qr->next;
-	else
-		env->open = qr->next;
-	if (qr->next)
-		qr->next->prev = qr->prev;
+		upstream_cancel(qr->ups, &qr->ureq);
+	TAILQ_REMOVE(&env->open, qr, link);
 	env->nopen--;
 	if (qr->client.release)
 		qr->client.release(qr->client.owner);
@@ -121,11 +121,12 @@ void query_env_destroy(query_env_t *env)
 {
 	if (!env)
 		return;
-	while (env->open)
-		query_free(env->open);
-	while (env->spare) {
-		query_t *qr = env->spare;
-		env->spare = qr->next;
+	query_t *qr;
+
+	while ((qr = TAILQ_FIRST(&env->open)) != NULL)
+		query_free(qr);
+	while ((qr = TAILQ_FIRST(&env->spare)) != NULL) {
+		TAILQ_REMOVE(&env->spare, qr, link);
 		free(qr);
 	}
 	cache_destroy(env->cache);
@@ -194,7 +195,7 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
  * padding: a 468-byte block (RFC 8467) around a typical 70-byte answer. */
 static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 {
-	query_t *qr = (query_t *)req;
+	query_t *qr = QUERY_OF(req);
 	query_env_t *env = qr->env;
 	size_t n = dnsmsg_strip_answer(msg, len, env->plain, sizeof(env->plain));
 
@@ -214,7 +215,7 @@ static void dispatch(query_t *qr)
 	int rc;
 
 	qr->ups = env->ups;
-	rc = upstream_send(env->ups, &qr->req, qr->upmsg, qr->uplen);
+	rc = upstream_send(env->ups, &qr->ureq, qr->upmsg, qr->uplen);
 
 	if (rc < 0) {
 		fail_query(qr, rc == -ENOBUFS ? "too many queries waiting"
@@ -244,7 +245,7 @@ static void retry(query_t *qr, int counted, const char *why)
 /* The connection died with the query on it. */
 static void on_failed(dot_req_t *req, int counted, const char *why)
 {
-	retry((query_t *)req, counted, why);
+	retry(QUERY_OF(req), counted, why);
 }
 
 /* No answer in the attempt's time: resend (on a waiting query, keep
@@ -255,13 +256,13 @@ static void on_attempt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (qr->req.waiting) {
+	if (qr->ureq.waiting) {
 		/* Never sent yet: its turn starts when it is. */
 		ev_timer_set(w, qr->env->cfg->attempt_timeout_ms / 1000.0, 0.);
 		ev_timer_start(qr->env->loop, w);
 		return;
 	}
-	dot_conn_expire(&qr->req);
+	dot_conn_expire(&qr->ureq.req);
 	retry(qr, 1, "attempt timed out");
 }
 
@@ -373,14 +374,11 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		put_query(env, qr);
 		return;
 	}
-	qr->req.question = qr->q.question;
-	qr->req.question_len = qr->q.question_len;
-	qr->req.on_answer = on_answer;
-	qr->req.on_failed = on_failed;
-	qr->next = env->open;
-	if (env->open)
-		env->open->prev = qr;
-	env->open = qr;
+	qr->ureq.req.question = qr->q.question;
+	qr->ureq.req.question_len = qr->q.question_len;
+	qr->ureq.req.on_answer = on_answer;
+	qr->ureq.req.on_failed = on_failed;
+	TAILQ_INSERT_HEAD(&env->open, qr, link);
 	env->nopen++;
 	if (client->hold)
 		client->hold(client->owner);

@@ -47,7 +47,7 @@ struct upstream_set {
 	size_t next_rr;            /* round-robin position */
 	dot_conn_opts_t opts;
 	/* Queries waiting for a connection with room, oldest first. */
-	dot_req_t *wait_head, *wait_tail;
+	TAILQ_HEAD(, upstream_req) waiting;
 	size_t nwaiting, max_waiting;
 	/* Closed connections are freed after the callbacks that closed
 	 * them have returned. */
@@ -114,7 +114,7 @@ static void on_room(void *arg, dot_conn_t *c)
 	upstream_t *u = arg;
 
 	(void)c;
-	if (u->set->wait_head)
+	if (!TAILQ_EMPTY(&u->set->waiting))
 		send_waiting(u->set);
 }
 
@@ -200,6 +200,7 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 	upstream_set_t *set = xcalloc(1, sizeof(*set));
 
 	set->loop = loop;
+	TAILQ_INIT(&set->waiting);
 	set->n = cfg->nupstreams;
 	set->pool_size = cfg->pool_size ? cfg->pool_size : 1;
 	set->policy = cfg->policy;
@@ -345,36 +346,23 @@ static dot_conn_t *conn_for(upstream_t *u)
 	return c;
 }
 
-static void wait_push(upstream_set_t *set, dot_req_t *req)
+static void wait_push(upstream_set_t *set, upstream_req_t *req)
 {
 	req->waiting = 1;
-	req->wait_next = NULL;
-	req->wait_prev = set->wait_tail;
-	if (set->wait_tail)
-		set->wait_tail->wait_next = req;
-	else
-		set->wait_head = req;
-	set->wait_tail = req;
+	TAILQ_INSERT_TAIL(&set->waiting, req, wait);
 	set->nwaiting++;
 }
 
-static void wait_remove(upstream_set_t *set, dot_req_t *req)
+static void wait_remove(upstream_set_t *set, upstream_req_t *req)
 {
-	if (req->wait_prev)
-		req->wait_prev->wait_next = req->wait_next;
-	else
-		set->wait_head = req->wait_next;
-	if (req->wait_next)
-		req->wait_next->wait_prev = req->wait_prev;
-	else
-		set->wait_tail = req->wait_prev;
+	TAILQ_REMOVE(&set->waiting, req, wait);
 	req->waiting = 0;
 	set->nwaiting--;
 }
 
 /* Try to put req on a connection: 0, -EAGAIN (everything full), or
  * another negative errno. */
-static int try_send(upstream_set_t *set, dot_req_t *req)
+static int try_send(upstream_set_t *set, upstream_req_t *req)
 {
 	upstream_t *u = choose(set, req->upstream);
 	dot_conn_t *c = u ? conn_for(u) : NULL;
@@ -384,13 +372,14 @@ static int try_send(upstream_set_t *set, dot_req_t *req)
 	if (!c)
 		return -EAGAIN;
 	req->upstream = u;
-	return dot_conn_send(c, req, req->msg, req->msg_len);
+	return dot_conn_send(c, &req->req, req->msg, req->msg_len);
 }
 
 static void send_waiting(upstream_set_t *set)
 {
-	while (set->wait_head) {
-		dot_req_t *req = set->wait_head;
+	upstream_req_t *req;
+
+	while ((req = TAILQ_FIRST(&set->waiting)) != NULL) {
 		if (try_send(set, req) == -EAGAIN)
 			return;
 		/* Sent, or failed for good: either way it leaves the queue. */
@@ -398,14 +387,15 @@ static void send_waiting(upstream_set_t *set)
 	}
 }
 
-int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
+int upstream_send(upstream_set_t *set, upstream_req_t *req, uint8_t *msg,
 		  size_t len)
 {
 	int rc;
 
 	req->msg = msg;
 	req->msg_len = len;
-	rc = set->wait_head ? -EAGAIN : try_send(set, req);  /* keep order */
+	/* Behind the queue, if there is one: keep the order. */
+	rc = TAILQ_EMPTY(&set->waiting) ? try_send(set, req) : -EAGAIN;
 	if (rc != -EAGAIN)
 		return rc;
 	if (set->nwaiting >= set->max_waiting)
@@ -414,14 +404,13 @@ int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
 	return 0;
 }
 
-void upstream_cancel(upstream_set_t *set, dot_req_t *req)
+void upstream_cancel(upstream_set_t *set, upstream_req_t *req)
 {
 	if (req->waiting)
 		wait_remove(set, req);
 	else
-		dot_conn_cancel(req);
+		dot_conn_cancel(&req->req);
 }
-
 
 void upstream_set_drain(upstream_set_t *set)
 {
@@ -433,17 +422,18 @@ void upstream_set_drain(upstream_set_t *set)
 
 void upstream_set_retire(upstream_set_t *set)
 {
-	while (set->wait_head) {
-		dot_req_t *req = set->wait_head;
+	upstream_req_t *req;
+
+	while ((req = TAILQ_FIRST(&set->waiting)) != NULL) {
 		wait_remove(set, req);
-		req->on_failed(req, 0, "configuration reloaded");
+		req->req.on_failed(&req->req, 0, "configuration reloaded");
 	}
 	upstream_set_drain(set);
 }
 
 int upstream_set_idle(const upstream_set_t *set)
 {
-	if (set->wait_head || set->ndead)
+	if (!TAILQ_EMPTY(&set->waiting) || set->ndead)
 		return 0;
 	for (size_t i = 0; i < set->n; i++)
 		for (unsigned k = 0; k < set->pool_size; k++)

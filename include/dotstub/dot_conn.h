@@ -26,10 +26,11 @@ typedef enum {
 	DOT_CLOSED,
 } dot_conn_state_t;
 
-/* One query on the wire, embedded by its owner. The owner fills question
- * and the callbacks; conn and id belong to dot_conn while it is in flight
- * (conn is NULL otherwise). Exactly one callback ends a submitted request,
- * unless the owner cancels it first. */
+/* One query on the wire, embedded by its owner (through upstream_req_t).
+ * The owner fills question and the callbacks; conn, id, sent_at and seq
+ * belong to dot_conn (conn is NULL while no connection carries it).
+ * Exactly one callback ends a submitted request, unless the owner cancels
+ * it first. */
 typedef struct dot_req {
 	const uint8_t *question;   /* wire form, as dnsmsg_query_t has it */
 	size_t question_len;
@@ -43,12 +44,6 @@ typedef struct dot_req {
 	uint16_t id;
 	ev_tstamp sent_at;         /* when it was queued on conn */
 	uint64_t seq;              /* queue order, across connections */
-	/* Owned by the upstream module: */
-	void *upstream;
-	uint8_t *msg;              /* to send once a connection has room */
-	size_t msg_len;
-	struct dot_req *wait_prev, *wait_next;
-	int waiting;
 } dot_req_t;
 
 /* What the owner (the upstream pool) hears about the connection. */

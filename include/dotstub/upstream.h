@@ -12,6 +12,7 @@
 #define DOTSTUB_UPSTREAM_H
 
 #include <ev.h>
+#include <sys/queue.h>
 
 #include "dotstub/config.h"
 #include "dotstub/dot_conn.h"
@@ -22,6 +23,19 @@
 
 typedef struct upstream_set upstream_set_t;
 
+/* A query as the pool carries it: the request on the wire, and what the
+ * pool keeps while the request waits for room or is resent. Embedded by
+ * its owner, who fills req's question and callbacks; the rest is the
+ * pool's (read `waiting`, never write it). */
+typedef struct upstream_req {
+	dot_req_t req;
+	uint8_t *msg;              /* to send once a connection has room */
+	size_t msg_len;
+	void *upstream;            /* where it went last: avoided on a resend */
+	TAILQ_ENTRY(upstream_req) wait;
+	int waiting;               /* queued for room, not on the wire yet */
+} upstream_req_t;
+
 /* cfg (its upstreams array) must outlive the set. Loads each distinct
  * set of trust anchors once; returns NULL with err naming the file when
  * one cannot be loaded. */
@@ -30,15 +44,15 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 void upstream_set_destroy(upstream_set_t *set);
 
 /* Send msg (kept by reference until answered or cancelled) for req on the
- * best connection, avoiding the upstream that req->upstream names (the
- * one that just failed) when another exists. When every pool is full, req
+ * best connection, avoiding the upstream it went to last (the one that
+ * just failed) when another exists. When every pool is full, req
  * waits (max-waiting at most) for a connection with room. Returns 0, or a
  * negative errno (-ENOBUFS: the wait queue is full). */
-int upstream_send(upstream_set_t *set, dot_req_t *req, uint8_t *msg,
+int upstream_send(upstream_set_t *set, upstream_req_t *req, uint8_t *msg,
 		  size_t len);
 
 /* Withdraw req, queued or in flight; no callback follows. */
-void upstream_cancel(upstream_set_t *set, dot_req_t *req);
+void upstream_cancel(upstream_set_t *set, upstream_req_t *req);
 
 /* Stop taking queries: drain every connection (shutdown). */
 void upstream_set_drain(upstream_set_t *set);
