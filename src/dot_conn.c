@@ -549,6 +549,11 @@ dot_conn_state_t dot_conn_state(const dot_conn_t *c)
 	return c->state;
 }
 
+ev_tstamp dot_conn_started(const dot_conn_t *c)
+{
+	return c->started;
+}
+
 int dot_conn_has_room(const dot_conn_t *c)
 {
 	return c->state != DOT_DRAINING && c->state != DOT_CLOSED &&

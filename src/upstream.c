@@ -27,6 +27,10 @@ typedef struct upstream {
 	ev_tstamp down_until;      /* backoff: not chosen before this */
 	ev_tstamp last_fail;
 	double srtt_ms;            /* smoothed answer time; 0 = not measured */
+	/* Its connection has taken longer than connection-race-delay and no
+	 * other is ready: the next upstream races it (not chosen until the
+	 * connection completes or fails). */
+	int stalled;
 	/* Session tickets for the next connections, oldest first; each is
 	 * offered once (RFC 8446 C.4: a reused ticket links connections). */
 	struct ticket {
@@ -54,10 +58,43 @@ struct upstream_set {
 	dot_conn_t **dead;
 	size_t ndead;
 	ev_check reaper;
+	/* Happy eyeballs (RFC 8305): queries wait for a connection; when it
+	 * is not ready within race_delay, the next upstream starts too. */
+	ev_timer race;
+	ev_tstamp race_delay;      /* seconds; 0 = no race */
 	upstream_stats_t stats;
 };
 
 static void send_waiting(upstream_set_t *set);
+static void arm_race(upstream_set_t *set);
+static void on_race(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* A connection of u that is ready and has room, or NULL. */
+static dot_conn_t *ready_conn(const upstream_t *u)
+{
+	for (unsigned i = 0; i < u->set->pool_size; i++) {
+		dot_conn_t *c = u->conns[i];
+		if (c && dot_conn_state(c) == DOT_READY && dot_conn_has_room(c))
+			return c;
+	}
+	return NULL;
+}
+
+/* u's oldest connection still in its TCP connect or TLS handshake, or
+ * NULL. */
+static dot_conn_t *pending_conn(const upstream_t *u)
+{
+	dot_conn_t *oldest = NULL;
+
+	for (unsigned i = 0; i < u->set->pool_size; i++) {
+		dot_conn_t *c = u->conns[i];
+		if (c && (dot_conn_state(c) == DOT_CONNECTING ||
+			  dot_conn_state(c) == DOT_HANDSHAKE) &&
+		    (!oldest || dot_conn_started(c) < dot_conn_started(oldest)))
+			oldest = c;
+	}
+	return oldest;
+}
 
 static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 {
@@ -67,10 +104,14 @@ static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 	(void)ms;
 	u->fails = 0;
 	u->down_until = 0;
+	u->stalled = 0;
 	if (resumed)
 		u->set->stats.resumed++;
 	else
 		u->set->stats.handshakes++;
+	/* Queries wait for a ready connection: this one, if it is first. */
+	if (!TAILQ_EMPTY(&u->set->waiting))
+		send_waiting(u->set);
 }
 
 /* The newest are kept: the oldest is the nearest to the end of its
@@ -148,6 +189,8 @@ static void on_closed(void *arg, dot_conn_t *c, int failed, const char *why)
 			u->conns[i] = NULL;
 	if (failed)
 		mark_failed(u);
+	if (!pending_conn(u))
+		u->stalled = 0;
 	set->stats.unmatched += dot_conn_stats(c)->unmatched;
 	set->dead = xrealloc(set->dead, (set->ndead + 1) * sizeof(*set->dead));
 	set->dead[set->ndead++] = c;
@@ -162,15 +205,27 @@ static const dot_conn_events_t CONN_EVENTS = {
 	.on_closed = on_closed,
 };
 
+static void reap_dead(upstream_set_t *set)
+{
+	for (size_t i = 0; i < set->ndead; i++)
+		dot_conn_destroy(set->dead[i]);
+	set->ndead = 0;
+	ev_check_stop(set->loop, &set->reaper);
+}
+
+/* After a close: queries that waited for the closed connection try again
+ * (another upstream, the failed one now backing off). */
 static void reap(struct ev_loop *loop, ev_check *w, int revents)
 {
 	upstream_set_t *set = w->data;
 
+	(void)loop;
 	(void)revents;
-	for (size_t i = 0; i < set->ndead; i++)
-		dot_conn_destroy(set->dead[i]);
-	set->ndead = 0;
-	ev_check_stop(loop, w);
+	reap_dead(set);
+	if (!TAILQ_EMPTY(&set->waiting)) {
+		send_waiting(set);
+		arm_race(set);
+	}
 }
 
 static int same_file(const char *a, const char *b)
@@ -217,6 +272,9 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 	}
 	ev_check_init(&set->reaper, reap);
 	set->reaper.data = set;
+	ev_init(&set->race, on_race);
+	set->race.data = set;
+	set->race_delay = cfg->race_delay_ms / 1000.0;
 	for (size_t i = 0; i < set->n; i++) {
 		set->ups[i].tls = ctx_for(set, cfg, i, err, errlen);
 		if (!set->ups[i].tls) {
@@ -231,7 +289,8 @@ void upstream_set_destroy(upstream_set_t *set)
 {
 	if (!set)
 		return;
-	reap(set->loop, &set->reaper, 0);
+	reap_dead(set);
+	ev_timer_stop(set->loop, &set->race);
 	for (size_t i = 0; i < set->n; i++) {
 		for (unsigned k = 0; k < set->pool_size; k++)
 			dot_conn_destroy(set->ups[i].conns[k]);
@@ -248,7 +307,7 @@ void upstream_set_destroy(upstream_set_t *set)
 
 static int healthy(const upstream_t *u, ev_tstamp now)
 {
-	return u->down_until <= now;
+	return u->down_until <= now && !u->stalled;
 }
 
 /* Among the healthy upstreams but `avoid`, by policy. */
@@ -360,8 +419,26 @@ static void wait_remove(upstream_set_t *set, upstream_req_t *req)
 	set->nwaiting--;
 }
 
-/* Try to put req on a connection: 0, -EAGAIN (everything full), or
- * another negative errno. */
+/* The upstream with a ready connection with room and the lowest
+ * smoothed RTT, other than `avoid`; NULL when none is ready. */
+static upstream_t *choose_ready(upstream_set_t *set, const upstream_t *avoid)
+{
+	upstream_t *best = NULL;
+
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		if (u != avoid && ready_conn(u) && (!best || u->srtt_ms < best->srtt_ms))
+			best = u;
+	}
+	return best;
+}
+
+/* Try to put req on a ready connection: 0, -EAGAIN (it waits: pools full
+ * or connections on their way), or another negative errno. A query never
+ * rides on a connection still connecting: when the chosen upstream's is
+ * not ready, a ready one of another upstream takes it, and otherwise it
+ * waits for whichever becomes ready first (the chosen upstream's
+ * connection goes on, a probe of its health). */
 static int try_send(upstream_set_t *set, upstream_req_t *req)
 {
 	upstream_t *u = choose(set, req->upstream);
@@ -369,10 +446,79 @@ static int try_send(upstream_set_t *set, upstream_req_t *req)
 
 	if (!u)
 		return -ENETUNREACH;
+	if (c && dot_conn_state(c) != DOT_READY) {
+		u = choose_ready(set, req->upstream);
+		c = u ? ready_conn(u) : NULL;
+	}
 	if (!c)
 		return -EAGAIN;
 	req->upstream = u;
 	return dot_conn_send(c, &req->req, req->msg, req->msg_len);
+}
+
+/* When the race timer should next look: race_delay after the start of
+ * the oldest pending connection of an upstream not yet raced; or, with
+ * queries waiting and nothing on its way, race_delay from now (a retry:
+ * a backoff may have ended). 0: nothing to wait for. */
+static ev_tstamp race_due(upstream_set_t *set)
+{
+	ev_tstamp due = 0;
+	int pending = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		dot_conn_t *c = pending_conn(u);
+		if (!c)
+			continue;
+		pending = 1;
+		if (u->stalled || ready_conn(u))
+			continue;
+		ev_tstamp t = dot_conn_started(c) + set->race_delay;
+		if (!due || t < due)
+			due = t;
+	}
+	if (!due && !pending)
+		due = ev_now(set->loop) + set->race_delay;
+	return due;
+}
+
+static void arm_race(upstream_set_t *set)
+{
+	ev_tstamp due;
+
+	if (set->race_delay <= 0 || ev_is_active(&set->race) ||
+	    TAILQ_EMPTY(&set->waiting) || (due = race_due(set)) == 0)
+		return;
+	due -= ev_now(set->loop);
+	ev_timer_set(&set->race, due > 0.001 ? due : 0.001, 0.);
+	ev_timer_start(set->loop, &set->race);
+}
+
+/* Queries still wait: each upstream whose connection has taken
+ * race_delay is set aside until it completes or fails, and the waiting
+ * queries are tried again, which starts the next upstream's connection;
+ * they go on whichever connection is ready first. */
+static void on_race(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	upstream_set_t *set = w->data;
+	ev_tstamp now = ev_now(loop);
+
+	(void)revents;
+	if (TAILQ_EMPTY(&set->waiting))
+		return;
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		dot_conn_t *c = pending_conn(u);
+		if (!c || u->stalled || ready_conn(u) ||
+		    now - dot_conn_started(c) < set->race_delay - 0.001)
+			continue;
+		u->stalled = 1;
+		log_info("upstream %s: not connected after %.0f ms; trying the next "
+			 "upstream alongside", u->cfg->text,
+			 (now - dot_conn_started(c)) * 1000.0);
+	}
+	send_waiting(set);
+	arm_race(set);
 }
 
 static void send_waiting(upstream_set_t *set)
@@ -401,6 +547,7 @@ int upstream_send(upstream_set_t *set, upstream_req_t *req, uint8_t *msg,
 	if (set->nwaiting >= set->max_waiting)
 		return -ENOBUFS;
 	wait_push(set, req);
+	arm_race(set);
 	return 0;
 }
 

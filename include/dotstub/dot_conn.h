@@ -103,6 +103,8 @@ void dot_conn_expire(dot_req_t *req);
 void dot_conn_drain(dot_conn_t *c);
 
 dot_conn_state_t dot_conn_state(const dot_conn_t *c);
+/* When the connection was created (loop time). */
+ev_tstamp dot_conn_started(const dot_conn_t *c);
 /* 1 when dot_conn_send would take another query. */
 int dot_conn_has_room(const dot_conn_t *c);
 
