@@ -52,6 +52,10 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	/* Cloudflare resets idle DoT connections after 10 s. */
 	{ "idle-timeout", NULL, 0, SET_UINT, AT(idle_timeout_ms), "9000", 0, 3600000,
 	  NULL, NULL, "ms before an idle upstream connection is closed; 0 never" },
+	/* Servers close idle connections after 2-10 s; a probe that waits
+	 * longer by default would be a slow probe. */
+	{ NULL, "probe-idle", 0, SET_UINT, AT(probe_idle_ms), "0", 0, 60000,
+	  NULL, "MS", "--probe: then wait up to MS idle for the server's idle close" },
 	{ "tcp-client-timeout", NULL, 0, SET_UINT, AT(tcp_client_timeout_ms), "10000",
 	  1000, 600000, NULL, NULL, "ms before an idle client TCP connection is closed" },
 	{ "max-inflight", NULL, 0, SET_UINT, AT(max_inflight), "100", 1, 32768,

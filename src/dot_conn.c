@@ -36,6 +36,7 @@ struct dot_conn {
 	size_t sending;       /* bytes handed to the TLS send in progress */
 	ev_tstamp started;
 	ev_tstamp last_rx;    /* when the server last sent anything */
+	ev_tstamp last_active;  /* ready, the last query out or bytes in */
 	int peer_closed;      /* it closed the session (EOF, close_notify) */
 	int keepalive_ms;     /* the server's EDNS keepalive, -1 unknown */
 	dot_conn_stats_t stats;
@@ -102,8 +103,10 @@ static void arm_idle(dot_conn_t *c)
 static void change_state(dot_conn_t *c, dot_conn_state_t state)
 {
 	c->state = state;
-	if (state == DOT_READY)
+	if (state == DOT_READY) {
+		c->last_active = ev_now(c->loop);
 		arm_idle(c);
+	}
 	if (state == DOT_CLOSED) {
 		ev_timer_stop(c->loop, &c->timer);
 		ev_prepare_stop(c->loop, &c->flush);
@@ -214,6 +217,19 @@ static void pass_tickets(dot_conn_t *c)
 	}
 }
 
+/* The server closed: when nothing was in flight or waiting to go, that
+ * is its idle timeout, which the owner learns (a query written just as
+ * the server closes would be lost). */
+static void tell_idle_close(dot_conn_t *c)
+{
+	const uint8_t *data;
+
+	if (c->state != DOT_READY || idmap_count(c->ids) > 0 ||
+	    frame_writer_data(c->wr, &data) > 0 || !c->ev->on_idle_closed)
+		return;
+	c->ev->on_idle_closed(c->arg, c, ev_now(c->loop) - c->last_active);
+}
+
 /* Read everything TLS has, GnuTLS's own buffer included (level-triggered
  * readiness does not see it). Returns -1 when the connection closed. */
 static int read_answers(dot_conn_t *c)
@@ -231,10 +247,12 @@ static int read_answers(dot_conn_t *c)
 		}
 		if (st != TLS_OK) {
 			c->peer_closed = st == TLS_CLOSED;
+			if (c->peer_closed)
+				tell_idle_close(c);
 			close_conn(c, 0, tls_session_error(c->tls));
 			return -1;
 		}
-		c->last_rx = ev_now(c->loop);
+		c->last_rx = c->last_active = ev_now(c->loop);
 		quickack(c);
 		frame_reader_commit(c->rd, got);
 		while (frame_reader_next(c->rd, &msg, &len))
@@ -490,7 +508,7 @@ int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len)
 	frame_writer_put(c->wr, msg, len);
 	req->conn = c;
 	req->id = id;
-	req->sent_at = ev_now(c->loop);
+	req->sent_at = c->last_active = ev_now(c->loop);
 	if (!req->seq)
 		req->seq = ++next_seq;   /* a resend keeps its place */
 	c->stats.sent++;
@@ -531,6 +549,13 @@ void dot_conn_expire(dot_req_t *req)
 	dot_conn_cancel(req);
 	if (stalled && req->conn == NULL && dot_conn_state(c) != DOT_CLOSED)
 		close_conn(c, 1, why);
+}
+
+void dot_conn_set_idle_timeout(dot_conn_t *c, unsigned ms)
+{
+	c->opts.idle_timeout_ms = ms;
+	if (c->state == DOT_READY)
+		arm_idle(c);
 }
 
 void dot_conn_drain(dot_conn_t *c)

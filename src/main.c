@@ -141,7 +141,7 @@ typedef struct {
 } counter_t;
 
 #define N_QUERY_COUNTERS 10
-#define N_COUNTERS 14
+#define N_COUNTERS 15
 
 static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
 {
@@ -162,6 +162,7 @@ static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
 		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },
 		{ "failures", "upstream_failures", "Upstream connection failures", u->conn_failures },
 		{ "unmatched", "upstream_unmatched", "Answers dropped: unknown ID or question", u->unmatched },
+		{ "idle closes", "upstream_idle_closes", "Idle connections the server closed (its idle timeout is learned)", u->idle_closes },
 	};
 
 	memcpy(c, all, sizeof(all));

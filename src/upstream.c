@@ -13,6 +13,13 @@
  * policy, so that a recovered or faster one is noticed. */
 #define EXPLORE_ONE_IN 32
 
+/* A server idle close shorter than this is taken for a one-off (a
+ * restart), not its idle timeout. */
+#define IDLE_LEARN_MIN_MS 1000
+/* Ours closes this much before the server's learned one: the query we
+ * write must reach it before it decides to close. */
+#define IDLE_LEARN_MARGIN_MS 500
+
 /* Tickets kept per upstream: servers send two or so per connection, and a
  * burst opens at most pool-size connections at once; a full handshake
  * when none is left costs one round trip. */
@@ -31,6 +38,10 @@ typedef struct upstream {
 	 * other is ready: the next upstream races it (not chosen until the
 	 * connection completes or fails). */
 	int stalled;
+	/* The server's idle close, learned (ms; 0 = not seen), and the
+	 * connection options with the idle timeout it implies. */
+	unsigned idle_close_ms;
+	dot_conn_opts_t opts;
 	/* Session tickets for the next connections, oldest first; each is
 	 * offered once (RFC 8446 C.4: a reused ticket links connections). */
 	struct ticket {
@@ -197,7 +208,32 @@ static void on_closed(void *arg, dot_conn_t *c, int failed, const char *why)
 	ev_check_start(set->loop, &set->reaper);
 }
 
+/* The server closed an idle connection after `secs`: ours close
+ * IDLE_LEARN_MARGIN_MS sooner from now on (all of them, the open ones
+ * too), so that no query is written into a connection it is closing. */
+static void on_idle_closed(void *arg, dot_conn_t *c, double secs)
+{
+	upstream_t *u = arg;
+	unsigned ms = (unsigned)(secs * 1000.0), ours;
+
+	(void)c;
+	u->set->stats.idle_closes++;
+	if (ms < IDLE_LEARN_MIN_MS || (u->idle_close_ms && ms >= u->idle_close_ms))
+		return;
+	u->idle_close_ms = ms;
+	ours = ms - IDLE_LEARN_MARGIN_MS;
+	if (u->opts.idle_timeout_ms && u->opts.idle_timeout_ms < ours)
+		return;
+	u->opts.idle_timeout_ms = ours;
+	log_info("upstream %s: idle close after %.1f s (the server's); ours now "
+		 "after %.1f s", u->cfg->text, ms / 1000.0, ours / 1000.0);
+	for (unsigned i = 0; i < u->set->pool_size; i++)
+		if (u->conns[i] && u->conns[i] != c)
+			dot_conn_set_idle_timeout(u->conns[i], ours);
+}
+
 static const dot_conn_events_t CONN_EVENTS = {
+	.on_idle_closed = on_idle_closed,
 	.on_ready = on_ready,
 	.on_ticket = on_ticket,
 	.on_rtt = on_rtt,
@@ -269,6 +305,7 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 		set->ups[i].set = set;
 		set->ups[i].cfg = &cfg->upstreams[i];
 		set->ups[i].conns = xcalloc(set->pool_size, sizeof(dot_conn_t *));
+		set->ups[i].opts = set->opts;
 	}
 	ev_check_init(&set->reaper, reap);
 	set->reaper.data = set;
@@ -390,7 +427,7 @@ static dot_conn_t *conn_for(upstream_t *u)
 		return best;
 	struct ticket t = take_ticket(u);
 	int resuming = t.data != NULL;
-	dot_conn_t *c = dot_conn_create(set->loop, u->cfg, u->tls, &set->opts,
+	dot_conn_t *c = dot_conn_create(set->loop, u->cfg, u->tls, &u->opts,
 					t.data, t.len, &CONN_EVENTS,
 					u, err, sizeof(err));
 	free(t.data);  /* used up, whatever became of the connection */
@@ -604,4 +641,5 @@ void upstream_stats_add(upstream_stats_t *to, const upstream_stats_t *from)
 	to->resumed += from->resumed;
 	to->conn_failures += from->conn_failures;
 	to->unmatched += from->unmatched;
+	to->idle_closes += from->idle_closes;
 }

@@ -87,6 +87,7 @@ typedef struct {
 	unsigned connect_timeout_ms;  /* TCP connect + TLS handshake */
 	unsigned race_delay_ms;       /* connection-race-delay, 0 = no race */
 	unsigned idle_timeout_ms;     /* idle upstream connection close */
+	unsigned probe_idle_ms;       /* --probe: wait for the idle close */
 	unsigned tcp_client_timeout_ms;  /* idle client TCP connection close */
 	unsigned max_inflight;        /* queries in flight per connection */
 	unsigned pool_size;           /* connections per upstream */

@@ -76,6 +76,7 @@ typedef struct {
 	unsigned long resumed;     /* resumed handshakes */
 	unsigned long conn_failures;
 	unsigned long unmatched;   /* answers dropped: unknown ID or question */
+	unsigned long idle_closes; /* idle connections the server closed */
 } upstream_stats_t;
 
 void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out);
