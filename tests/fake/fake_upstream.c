@@ -12,7 +12,7 @@
  * would not send. --priority replaces the TLS priority string (e.g. to
  * offer only SHA-1 signatures).
  *                 [--ttl N] [--answer-edns] [--dump FILE]
- *                 [--idle-close-ms N] [--blackhole]
+ *                 [--idle-close-ms N] [--blackhole] [--backlog N]
  *
  * It listens on 127.0.0.1:P only, speaks TLS 1.3/1.2 (ALPN "dot", session
  * tickets on), reads RFC 7858 length-framed queries and answers every query
@@ -42,6 +42,9 @@
  * --blackhole: start silent: connections are left in the listen backlog
  * (their TCP connect completes, the TLS handshake never does) and open
  * ones are not served; SIGUSR1 toggles it (the network comes back, or goes).
+ * --backlog N: the listen backlog (default 128). With --blackhole and a
+ * small N, once the backlog is full the kernel drops further SYNs: the
+ * TCP connect itself never completes, as behind a dropping firewall.
  *
  * --answer-edns: answers carry an OPT record with a COOKIE (client and
  * server cookie) and an EDNS Client Subnet option, as an upstream that
@@ -138,6 +141,7 @@ struct options {
 	int answer_edns;
 	unsigned idle_close_ms;         /* 0: never */
 	int blackhole;                  /* at start */
+	unsigned backlog;
 };
 
 struct counters {
@@ -247,7 +251,7 @@ static void usage(void)
 	      "                     [--delay-ms N] [--close-after K] [--stats FILE]\n"
 	      "                     [--exact-chain] [--priority STRING]\n"
 	      "                     [--ttl N] [--answer-edns] [--dump FILE]\n"
-	      "                     [--idle-close-ms N] [--blackhole]\n"
+	      "                     [--idle-close-ms N] [--blackhole] [--backlog N]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
 	      "       wrong-id wrong-question silent garbage\n", stderr);
 	exit(2);
@@ -294,6 +298,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "dump", required_argument, NULL, 'D' },
 		{ "idle-close-ms", required_argument, NULL, 'i' },
 		{ "blackhole", no_argument, NULL, 'b' },
+		{ "backlog", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -301,6 +306,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->close_after = 1;
 	o->ttl = 60;
+	o->backlog = 128;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': o->port = (int)parse_uint(optarg, 65535, "port"); break;
@@ -317,6 +323,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'D': o->dump = optarg; break;
 		case 'i': o->idle_close_ms = parse_uint(optarg, 3600000, "idle close"); break;
 		case 'b': o->blackhole = 1; break;
+		case 'B': o->backlog = parse_uint(optarg, 4096, "backlog"); break;
 		default: usage();
 		}
 	}
@@ -1035,7 +1042,7 @@ static short conn_events(const struct conn *c)
 /* Server                                                             */
 /* ------------------------------------------------------------------ */
 
-static int listen_loopback(int port)
+static int listen_loopback(int port, unsigned backlog)
 {
 	struct sockaddr_in sin = {
 		.sin_family = AF_INET,
@@ -1051,7 +1058,7 @@ static int listen_loopback(int port)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    listen(fd, 128) < 0) {
+	    listen(fd, (int)backlog) < 0) {
 		fprintf(stderr, "fake_upstream: 127.0.0.1:%d: %s\n", port, strerror(errno));
 		close(fd);
 		return -1;
@@ -1297,7 +1304,7 @@ int main(int argc, char **argv)
 	srv.lfd = -1;
 	if (tls_setup(&srv) < 0)
 		goto out;
-	srv.lfd = listen_loopback(srv.opt.port);
+	srv.lfd = listen_loopback(srv.opt.port, srv.opt.backlog);
 	if (srv.lfd < 0)
 		goto out;
 	save_counters(&srv);
