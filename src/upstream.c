@@ -233,12 +233,12 @@ static void on_idle_closed(void *arg, dot_conn_t *c, double secs)
 }
 
 static const dot_conn_events_t CONN_EVENTS = {
-	.on_idle_closed = on_idle_closed,
 	.on_ready = on_ready,
 	.on_ticket = on_ticket,
 	.on_rtt = on_rtt,
 	.on_room = on_room,
 	.on_closed = on_closed,
+	.on_idle_closed = on_idle_closed,
 };
 
 static void reap_dead(upstream_set_t *set)
