@@ -62,13 +62,16 @@ struct upstream_set {
 	size_t next_rr;            /* round-robin position */
 	dot_conn_opts_t opts;
 	/* Queries waiting for a connection with room, oldest first. */
-	TAILQ_HEAD(, upstream_req) waiting;
+	TAILQ_HEAD(upstream_waitq, upstream_req) waiting;
 	size_t nwaiting, max_waiting;
 	/* Closed connections are freed after the callbacks that closed
-	 * them have returned. */
+	 * them have returned: before the loop next waits (a prepare
+	 * watcher; a check watcher started in a callback would run only
+	 * after the next wake-up, and queries waiting for the closed
+	 * connection would wait for some unrelated event). */
 	dot_conn_t **dead;
 	size_t ndead;
-	ev_check reaper;
+	ev_prepare reaper;
 	/* Happy eyeballs (RFC 8305): queries wait for a connection; when it
 	 * is not ready within race_delay, the next upstream starts too. */
 	ev_timer race;
@@ -79,6 +82,8 @@ struct upstream_set {
 static void send_waiting(upstream_set_t *set);
 static void arm_race(upstream_set_t *set);
 static void on_race(struct ev_loop *loop, ev_timer *w, int revents);
+static int all_down(upstream_set_t *set);
+static void fail_waiting(upstream_set_t *set, const char *why);
 
 /* A connection of u that is ready and has room, or NULL. */
 static dot_conn_t *ready_conn(const upstream_t *u)
@@ -205,7 +210,7 @@ static void on_closed(void *arg, dot_conn_t *c, int failed, const char *why)
 	set->stats.unmatched += dot_conn_stats(c)->unmatched;
 	set->dead = xrealloc(set->dead, (set->ndead + 1) * sizeof(*set->dead));
 	set->dead[set->ndead++] = c;
-	ev_check_start(set->loop, &set->reaper);
+	ev_prepare_start(set->loop, &set->reaper);
 }
 
 /* The server closed an idle connection after `secs`: ours close
@@ -246,22 +251,28 @@ static void reap_dead(upstream_set_t *set)
 	for (size_t i = 0; i < set->ndead; i++)
 		dot_conn_destroy(set->dead[i]);
 	set->ndead = 0;
-	ev_check_stop(set->loop, &set->reaper);
+	ev_prepare_stop(set->loop, &set->reaper);
 }
 
 /* After a close: queries that waited for the closed connection try again
- * (another upstream, the failed one now backing off). */
-static void reap(struct ev_loop *loop, ev_check *w, int revents)
+ * (another upstream, the failed one now backing off); when every upstream
+ * has failed and none is connecting, they hear it (a counted failure: a
+ * quick SERVFAIL when the network is gone, not one at the deadline). */
+static void reap(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	upstream_set_t *set = w->data;
 
 	(void)loop;
 	(void)revents;
 	reap_dead(set);
-	if (!TAILQ_EMPTY(&set->waiting)) {
-		send_waiting(set);
-		arm_race(set);
+	if (TAILQ_EMPTY(&set->waiting))
+		return;
+	if (all_down(set)) {
+		fail_waiting(set, "every upstream failed");
+		return;
 	}
+	send_waiting(set);
+	arm_race(set);
 }
 
 static int same_file(const char *a, const char *b)
@@ -307,7 +318,7 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 		set->ups[i].conns = xcalloc(set->pool_size, sizeof(dot_conn_t *));
 		set->ups[i].opts = set->opts;
 	}
-	ev_check_init(&set->reaper, reap);
+	ev_prepare_init(&set->reaper, reap);
 	set->reaper.data = set;
 	ev_init(&set->race, on_race);
 	set->race.data = set;
@@ -454,6 +465,41 @@ static void wait_remove(upstream_set_t *set, upstream_req_t *req)
 	TAILQ_REMOVE(&set->waiting, req, wait);
 	req->waiting = 0;
 	set->nwaiting--;
+}
+
+/* No upstream is healthy, and none has a connection, ready or not: a
+ * waiting query has nothing left to wait for. */
+static int all_down(upstream_set_t *set)
+{
+	ev_tstamp now = ev_now(set->loop);
+
+	for (size_t i = 0; i < set->n; i++) {
+		if (healthy(&set->ups[i], now))
+			return 0;
+		for (unsigned k = 0; k < set->pool_size; k++)
+			if (set->ups[i].conns[k])
+				return 0;
+	}
+	return 1;
+}
+
+/* Hand every waiting query back through on_failed (counted: it failed
+ * for want of an upstream). A query resent from its callback queues
+ * again behind the others and is not handed back twice: the loop stops
+ * at the last one queued now (or after as many, should a callback have
+ * cancelled that one). */
+static void fail_waiting(upstream_set_t *set, const char *why)
+{
+	upstream_req_t *last = TAILQ_LAST(&set->waiting, upstream_waitq), *req;
+	size_t n = set->nwaiting;
+
+	while (n-- > 0 && (req = TAILQ_FIRST(&set->waiting)) != NULL) {
+		int done = req == last;
+		wait_remove(set, req);
+		req->req.on_failed(&req->req, 1, why);
+		if (done)
+			break;
+	}
 }
 
 /* The upstream with a ready connection with room and the lowest
