@@ -78,6 +78,14 @@ static unsigned long conn_failures(void)
 	return st.conn_failures;
 }
 
+static unsigned long idle_closes(void)
+{
+	upstream_stats_t st;
+
+	upstream_set_stats(F.set, &st);
+	return st.idle_closes;
+}
+
 /* A refuses connections: a request meant for A is answered by B, and A
  * fails (backs off). The request never went on the wire to A (a query
  * rides only on a ready connection), so it does not hear of the failure:
@@ -383,6 +391,42 @@ START_TEST(test_race_off_waits_for_connect_timeout)
 }
 END_TEST
 
+/* The server closes an idle connection after ~1.2 s: learned; the next
+ * connection is closed by dotstub 500 ms before that (~0.7 s idle). */
+START_TEST(test_idle_close_learned)
+{
+	unsigned long closed;
+
+	make_set(1);                                  /* idle-timeout 0: never */
+	ck_assert_int_eq(answered_by("a.example"), 'A');
+	run_for(F.P.loop, 1.2);
+	dot_peer_close_all(F.P.peer[A]);
+	RUN_UNTIL(F.P.loop, idle_closes() == 1, WAIT);
+	ck_assert_int_eq(answered_by("b.example"), 'A');
+	closed = dot_peer_counts(F.P.peer[A])->closed;
+	run_for(F.P.loop, 0.5);
+	ck_assert_uint_eq(dot_peer_counts(F.P.peer[A])->closed, closed);  /* not yet */
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[A])->closed == closed + 1, 1.0);
+	ck_assert_uint_eq(idle_closes(), 1);          /* dotstub closed it */
+}
+END_TEST
+
+/* A close with a query in flight is no idle close. */
+START_TEST(test_busy_close_teaches_nothing)
+{
+	struct treq t;
+
+	make_set(1);
+	ck_assert_int_eq(answered_by("a.example"), 'A');
+	dot_peer_set_mode(F.P.peer[A], PEER_HOLD);
+	send_new(&t, "b.example");
+	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[A]) == 1, WAIT);
+	dot_peer_close_all(F.P.peer[A]);
+	RUN_UNTIL(F.P.loop, t.failed, WAIT);
+	ck_assert_uint_eq(idle_closes(), 0);
+}
+END_TEST
+
 static Suite *upstream_suite(void)
 {
 	Suite *s = suite_create("upstream");
@@ -401,6 +445,8 @@ static Suite *upstream_suite(void)
 	tcase_add_test(tc, test_retire_hands_back_waiting);
 	tcase_add_test(tc, test_race_past_a_silent_upstream);
 	tcase_add_test(tc, test_race_off_waits_for_connect_timeout);
+	tcase_add_test(tc, test_idle_close_learned);
+	tcase_add_test(tc, test_busy_close_teaches_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
