@@ -37,6 +37,8 @@ struct dot_conn {
 	ev_tstamp started;
 	ev_tstamp last_rx;    /* when the server last sent anything */
 	ev_tstamp last_active;  /* ready, the last query out or bytes in */
+	ev_tstamp busy_since;   /* the first query after an idle spell went */
+	ev_tstamp idle_from;    /* ... and that idle spell's start */
 	int peer_closed;      /* it closed the session (EOF, close_notify) */
 	int keepalive_ms;     /* the server's EDNS keepalive, -1 unknown */
 	dot_conn_stats_t stats;
@@ -217,17 +219,26 @@ static void pass_tickets(dot_conn_t *c)
 	}
 }
 
+/* A close this soon after the first query of a busy spell, with nothing
+ * received since, is the server's idle timer that fired as the query was
+ * on its way: the query was lost to the very race the learning avoids. */
+#define IDLE_RACE_WINDOW 0.5
+
 /* The server closed: when nothing was in flight or waiting to go, that
  * is its idle timeout, which the owner learns (a query written just as
- * the server closes would be lost). */
+ * the server closes would be lost). So is a close that crossed the first
+ * query after an idle spell: the server was idle since before it. */
 static void tell_idle_close(dot_conn_t *c)
 {
 	const uint8_t *data;
+	ev_tstamp now = ev_now(c->loop);
 
-	if (c->state != DOT_READY || idmap_count(c->ids) > 0 ||
-	    frame_writer_data(c->wr, &data) > 0 || !c->ev->on_idle_closed)
+	if (c->state != DOT_READY || !c->ev->on_idle_closed)
 		return;
-	c->ev->on_idle_closed(c->arg, c, ev_now(c->loop) - c->last_active);
+	if (idmap_count(c->ids) == 0 && frame_writer_data(c->wr, &data) == 0)
+		c->ev->on_idle_closed(c->arg, c, now - c->last_active);
+	else if (c->last_rx < c->busy_since && now - c->busy_since < IDLE_RACE_WINDOW)
+		c->ev->on_idle_closed(c->arg, c, now - c->idle_from);
 }
 
 /* Read everything TLS has, GnuTLS's own buffer included (level-triggered
@@ -506,6 +517,10 @@ int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len)
 		return -ENOSPC;
 	dnsmsg_set_id(msg, id);
 	frame_writer_put(c->wr, msg, len);
+	if (idmap_count(c->ids) == 1) {   /* the first after an idle spell */
+		c->busy_since = ev_now(c->loop);
+		c->idle_from = c->last_active;
+	}
 	req->conn = c;
 	req->id = id;
 	req->sent_at = c->last_active = ev_now(c->loop);

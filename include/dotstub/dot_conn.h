@@ -64,7 +64,10 @@ typedef struct {
 	void (*on_closed)(void *arg, dot_conn_t *c, int failed, const char *why);
 	/* The server closed the connection (FIN or close_notify) while it
 	 * was idle: nothing in flight, nothing to send, `secs` after the
-	 * last query or answer. Called just before on_closed; may be NULL. */
+	 * last query or answer; or within moments of the first query after
+	 * an idle spell, nothing received since (the close crossed it),
+	 * `secs` after that spell began. Called just before on_closed; may
+	 * be NULL. */
 	void (*on_idle_closed)(void *arg, dot_conn_t *c, double secs);
 } dot_conn_events_t;
 
