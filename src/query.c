@@ -11,6 +11,7 @@
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/query.h"
+#include "dotstub/sysclock.h"
 #include "dotstub/xmalloc.h"
 #include "dotstub/zones.h"
 
@@ -65,6 +66,14 @@ struct query_env {
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
+
+/* The cache ages on boot time: an answer cached before a suspend has aged
+ * by the time asleep (ev_now() is wall-clock time, which jumps with NTP
+ * and the user; monotonic time stands still while asleep). */
+static double cache_now(void)
+{
+	return sysclock_boot();
+}
 
 query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 			      upstream_set_t *upstreams)
@@ -206,7 +215,7 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 		fail_query(qr, "unreadable answer");
 		return;
 	}
-	cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
+	cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 	query_free(qr);
 }
 
@@ -286,7 +295,7 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 	size_t len;
 	uint32_t age;
 
-	if (!cache_lookup(env->cache, q, ev_now(env->loop), &msg, &len, &age) ||
+	if (!cache_lookup(env->cache, q, cache_now(), &msg, &len, &age) ||
 	    !send_answer(env, q, client, addr, addrlen, msg, len, age, 0))
 		return 0;
 	env->stats.cache_hits++;
