@@ -330,6 +330,7 @@ static void reload(daemon_t *d)
 	shared_config_release(d->sc);
 	d->sc = sc;
 	log_set_level((log_level_t)sc->cfg.log_level);
+	tls_clock_floor(sc->cfg.clock_floor);
 	for (size_t i = 0; i < sc->cfg.nupstreams; i++)
 		log_info("reload: upstream %s%s", sc->cfg.upstreams[i].text,
 			 sc->cfg.upstreams[i].npins ? " (pinned)" : "");
@@ -473,6 +474,17 @@ static int check_config(const config_t *cfg)
 	return 0;
 }
 
+/* The build time is the clock's floor (clock-floor): users and tests
+ * need to know it. */
+static void print_version(void)
+{
+	time_t t = tls_clock_build_time();
+	char built[40];
+
+	strftime(built, sizeof(built), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	printf("dotstub %s\nbuilt %s (%lld)\n", PACKAGE_VERSION, built, (long long)t);
+}
+
 int main(int argc, char **argv)
 {
 	daemon_t d;
@@ -495,10 +507,11 @@ int main(int argc, char **argv)
 		rc = 0;
 		break;
 	case CONFIG_VERSION:
-		printf("dotstub %s\n", PACKAGE_VERSION);
+		print_version();
 		rc = 0;
 		break;
 	case CONFIG_PROBE:
+		tls_clock_floor(cfg.clock_floor);
 		rc = probe_run(&cfg, stdout);
 		break;
 	case CONFIG_CHECK:
@@ -507,6 +520,7 @@ int main(int argc, char **argv)
 	case CONFIG_RUN:
 	default:
 		fit_fd_limit(&cfg);
+		tls_clock_floor(cfg.clock_floor);
 		d.sc = shared_config_new(&cfg);
 		rc = run(&d);
 		shutdown_daemon(&d);

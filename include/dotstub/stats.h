@@ -95,6 +95,8 @@ typedef enum {
 	  "Upstream connection failures, all upstreams") \
 	X(UP_UNMATCHED, "upstream_unmatched_total", COUNTER, NONE, SUM, "unmatched", \
 	  "Upstream answers dropped: unknown ID or question") \
+	X(UP_IDLE_CLOSES, "upstream_idle_closes_total", COUNTER, NONE, SUM, "idle closes", \
+	  "Idle upstream connections the server closed (its idle timeout is learned)") \
 	X(ANSWER_SECONDS, "answer_seconds", HISTOGRAM, NONE, SUM, NULL, \
 	  "Time from query to answer, cache hits and upstream answers") \
 	X(CLIENT_SECONDS, "client_answer_seconds", HISTOGRAM, SOURCE, SUM, NULL, \
