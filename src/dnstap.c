@@ -233,12 +233,17 @@ dnstap_queue_t *dnstap_queue(dnstap_t *t, unsigned index)
 	return t && index < t->nqueues ? &t->queues[index] : NULL;
 }
 
+unsigned long dnstap_queue_dropped(const dnstap_queue_t *q)
+{
+	return atomic_load_explicit(&q->dropped, memory_order_relaxed);
+}
+
 unsigned long dnstap_dropped(const dnstap_t *t)
 {
 	unsigned long n = 0;
 
 	for (unsigned i = 0; t && i < t->nqueues; i++)
-		n += atomic_load_explicit(&t->queues[i].dropped, memory_order_relaxed);
+		n += dnstap_queue_dropped(&t->queues[i]);
 	return n;
 }
 

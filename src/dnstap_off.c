@@ -40,6 +40,12 @@ unsigned long dnstap_dropped(const dnstap_t *t)
 	return 0;
 }
 
+unsigned long dnstap_queue_dropped(const dnstap_queue_t *q)
+{
+	(void)q;
+	return 0;
+}
+
 void dnstap_client_query(dnstap_queue_t *q, const struct sockaddr_storage *client,
 			 int tcp, double now, const uint8_t *msg, size_t len)
 {

@@ -22,6 +22,7 @@
 #include "dotstub/pidfile.h"
 #include "dotstub/probe.h"
 #include "dotstub/query.h"
+#include "dotstub/stats.h"
 #include "dotstub/tls.h"
 #include "dotstub/upstream.h"
 #include "dotstub/worker.h"
@@ -154,113 +155,45 @@ static int daemonize(void)
 	return 0;
 }
 
-/* The threads' counts, added up. */
-static void total_stats(daemon_t *d, worker_stats_t *t)
+/* The threads' counts, added up, into s (cleared first). */
+static void total_stats(daemon_t *d, stats_snapshot_t *s)
 {
-	memset(t, 0, sizeof(*t));
-	for (unsigned i = 0; i < d->nworkers; i++) {
-		worker_stats_t s;
-		worker_stats(d->workers[i], &s);
-		query_stats_add(&t->q, &s.q);
-		upstream_stats_add(&t->u, &s.u);
-		t->open += s.open;
-	}
+	stats_snapshot_clear(s);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_stats(d->workers[i], s);
 }
 
-/* One table for the USR1 line and the metrics page. */
-typedef struct {
-	const char *log;      /* in the stats line */
-	const char *metric;   /* dotstub_..._total */
-	const char *help;
-	unsigned long v;
-} counter_t;
-
-#define N_QUERY_COUNTERS 11
-#define N_COUNTERS 15
-
-static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
-{
-	const query_stats_t *q = &s->q;
-	const upstream_stats_t *u = &s->u;
-	const counter_t all[N_COUNTERS] = {
-		{ "queries", "queries", "Messages received from clients", q->received },
-		{ "answered", "answers", "Upstream answers sent to clients", q->answered },
-		{ "servfail", "servfail", "SERVFAIL sent (no upstream, deadline)", q->servfail },
-		{ "formerr", "formerr", "FORMERR sent", q->formerr },
-		{ "notimp", "notimp", "NOTIMP sent", q->notimp },
-		{ "dropped", "dropped", "Client messages dropped (short, too long, QR=1)", q->dropped },
-		{ "truncated", "truncated", "Answers truncated for UDP clients", q->truncated },
-		{ "resent", "resent", "Queries resent to another connection", q->resent },
-		{ "cache hits", "cache_hits", "Answers from the cache", q->cache_hits },
-		{ "local answers", "local_answers", "Answers from local zones (RFC 6761, 6303), never sent upstream", q->local_answers },
-		{ "refused", "refused", "Client messages refused: source not in allow", q->refused },
-		{ "handshakes", "upstream_handshakes", "Full TLS handshakes", u->handshakes },
-		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },
-		{ "failures", "upstream_failures", "Upstream connection failures", u->conn_failures },
-		{ "unmatched", "upstream_unmatched", "Answers dropped: unknown ID or question", u->unmatched },
-	};
-
-	memcpy(c, all, sizeof(all));
-}
-
-/* "stats: queries 3, answered 3, ..., open 0; upstream handshakes 1, ..." */
+/* "stats: queries 3, answered 3, ..." */
 static void log_stats(daemon_t *d)
 {
-	worker_stats_t s;
-	counter_t c[N_COUNTERS];
-	char line[768];
-	size_t n = 0;
+	stats_snapshot_t *s = stats_snapshot_new();
+	char line[1024];
 
-	total_stats(d, &s);
-	counters(&s, c);
-	for (size_t i = 0; i < N_COUNTERS && n < sizeof(line); i++) {
-		if (i == N_QUERY_COUNTERS)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      ", open %zu; upstream ", s.open);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %lu",
-				      i == 0 || i == N_QUERY_COUNTERS ? "" : ", ",
-				      c[i].log, c[i].v);
-	}
+	total_stats(d, s);
+	stats_log_line(s, line, sizeof(line));
 	log_info("stats: %s", line);
+	stats_snapshot_free(s);
 }
 
-/* The Prometheus text format: counters, then the answer-time histogram. */
 static void render_metrics(void *arg, FILE *out)
 {
 	daemon_t *d = arg;
-	worker_stats_t s;
-	counter_t c[N_COUNTERS];
-	unsigned long cumulative = 0;
+	stats_snapshot_t *s = stats_snapshot_new();
 
-	total_stats(d, &s);
-	counters(&s, c);
-	for (size_t i = 0; i < N_COUNTERS; i++)
-		fprintf(out, "# HELP dotstub_%s_total %s.\n# TYPE dotstub_%s_total counter\n"
-			"dotstub_%s_total %lu\n", c[i].metric, c[i].help,
-			c[i].metric, c[i].metric, c[i].v);
-	fprintf(out, "# HELP dotstub_queries_open Queries waiting for an answer.\n"
-		"# TYPE dotstub_queries_open gauge\ndotstub_queries_open %zu\n", s.open);
-	fprintf(out, "# HELP dotstub_answer_seconds Time from query to answer.\n"
-		"# TYPE dotstub_answer_seconds histogram\n");
-	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++) {
-		cumulative += s.q.latency[i];
-		if (i < QUERY_LATENCY_BUCKETS)
-			fprintf(out, "dotstub_answer_seconds_bucket{le=\"%g\"} %lu\n",
-				query_latency_bounds[i], cumulative);
-		else
-			fprintf(out, "dotstub_answer_seconds_bucket{le=\"+Inf\"} %lu\n",
-				cumulative);
-	}
-	fprintf(out, "dotstub_answer_seconds_sum %.6f\ndotstub_answer_seconds_count %lu\n",
-		s.q.latency_sum, cumulative);
+	total_stats(d, s);
+	stats_render(s, out);
+	stats_snapshot_free(s);
 }
 
 static size_t open_queries(daemon_t *d)
 {
-	worker_stats_t s;
+	stats_snapshot_t *s = stats_snapshot_new();
+	size_t n;
 
-	total_stats(d, &s);
-	return s.open;
+	total_stats(d, s);
+	n = (size_t)stats_global_value(s, SG_OPEN);
+	stats_snapshot_free(s);
+	return n;
 }
 
 /* Every worker drained (each bounds its own wait), or past the bound. */
@@ -316,7 +249,7 @@ static int same_listeners(const config_t *a, const config_t *b)
 /* Descriptors besides the TCP clients: stdio; per thread its loop's own
  * (epoll, async, signals), a UDP and a TCP socket per listener and the
  * upstream pools (twice: a reload keeps the old pools until their queries
- * end); the metrics listener and its clients; a margin for syslog, trust
+ * end); the metrics listener, MHD's epoll and the clients; a margin for syslog, trust
  * stores read on reload and the like. */
 static unsigned long fds_besides_clients(const config_t *cfg)
 {
@@ -325,7 +258,7 @@ static unsigned long fds_besides_clients(const config_t *cfg)
 				   2 * cfg->nupstreams * cfg->pool_size;
 
 	return 3 + 8 + threads * per_thread +
-	       (cfg->metrics ? 1 + METRICS_MAX_CLIENTS : 0);
+	       (cfg->metrics ? 2 + METRICS_MAX_CLIENTS : 0);
 }
 
 /* Raise the soft open-file limit (up to the hard one) so that every
@@ -434,6 +367,7 @@ static void reload(daemon_t *d)
 	shared_config_release(d->sc);
 	d->sc = sc;
 	log_set_level((log_level_t)sc->cfg.log_level);
+	tls_clock_floor(sc->cfg.clock_floor);
 	for (size_t i = 0; i < sc->cfg.nupstreams; i++)
 		log_info("reload: upstream %s%s", sc->cfg.upstreams[i].text,
 			 sc->cfg.upstreams[i].npins ? " (pinned)" : "");
@@ -582,6 +516,17 @@ static int check_config(const config_t *cfg)
 	return 0;
 }
 
+/* The build time is the clock's floor (clock-floor): users and tests
+ * need to know it. */
+static void print_version(void)
+{
+	time_t t = tls_clock_build_time();
+	char built[40];
+
+	strftime(built, sizeof(built), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	printf("dotstub %s\nbuilt %s (%lld)\n", PACKAGE_VERSION, built, (long long)t);
+}
+
 int main(int argc, char **argv)
 {
 	daemon_t d;
@@ -604,10 +549,11 @@ int main(int argc, char **argv)
 		rc = 0;
 		break;
 	case CONFIG_VERSION:
-		printf("dotstub %s\n", PACKAGE_VERSION);
+		print_version();
 		rc = 0;
 		break;
 	case CONFIG_PROBE:
+		tls_clock_floor(cfg.clock_floor);
 		rc = probe_run(&cfg, stdout);
 		break;
 	case CONFIG_CHECK:
@@ -616,6 +562,7 @@ int main(int argc, char **argv)
 	case CONFIG_RUN:
 	default:
 		fit_fd_limit(&cfg);
+		tls_clock_floor(cfg.clock_floor);
 		d.sc = shared_config_new(&cfg);
 		rc = run(&d);
 		shutdown_daemon(&d);

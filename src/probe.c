@@ -53,6 +53,11 @@ typedef struct {
 		double ms;
 		char error[300];
 	} query;
+	struct {
+		unsigned wait_ms;    /* 0: not measured (no --probe-idle) */
+		int closed, failed;
+		double after_s;      /* idle time before the server closed */
+	} idle;
 } probe_result_t;
 
 static int connect_tcp(const config_upstream_t *u, double deadline,
@@ -143,7 +148,31 @@ fail:
 	frame_reader_destroy(rd);
 }
 
-/* Connect, handshake, query: fills r. */
+/* After the query, idle: when does the server close? dotstub learns the
+ * same (idle-timeout), and closes its connections before. */
+static void probe_idle_close(tls_session_t *s, int fd, unsigned wait_ms,
+			     probe_result_t *r)
+{
+	double start = now_ms(), deadline = start + wait_ms;
+	uint8_t buf[4096];
+	size_t got;
+	tls_status_t st;
+
+	r->idle.wait_ms = wait_ms;
+	while ((st = tls_session_recv(s, buf, sizeof(buf), &got)) != TLS_CLOSED) {
+		if (st == TLS_FAILED ||
+		    ((st == TLS_AGAIN_INPUT || st == TLS_AGAIN_OUTPUT) &&
+		     wait_for(fd, st, deadline) < 0)) {
+			r->idle.failed = st == TLS_FAILED;
+			return;
+		}
+		start = st == TLS_OK ? now_ms() : start;  /* data is not idle */
+	}
+	r->idle.closed = 1;
+	r->idle.after_s = (now_ms() - start) / 1000.0;
+}
+
+/* Connect, handshake, query (and the idle close): fills r. */
 static void probe(const config_t *cfg, probe_result_t *r)
 {
 	const config_upstream_t *u = r->u;
@@ -184,6 +213,8 @@ static void probe(const config_t *cfg, probe_result_t *r)
 	r->handshake_ms = now_ms() - t1;
 	r->verified = 1;
 	probe_query(s, fd, u, deadline + 2000, r);
+	if (cfg->probe_idle_ms)
+		probe_idle_close(s, fd, cfg->probe_idle_ms, r);
 done:
 	tls_session_destroy(s);
 	if (fd >= 0)
@@ -213,6 +244,11 @@ static void print_text(const probe_result_t *r, FILE *out)
 			r->query.bytes, r->query.ms);
 	else
 		fprintf(out, "query:        no answer (%s)\n", r->query.error);
+	if (r->idle.closed)
+		fprintf(out, "idle close:   after %.1f s\n", r->idle.after_s);
+	else if (r->idle.wait_ms)
+		fprintf(out, "idle close:   not within %.1f s%s\n", r->idle.wait_ms / 1000.0,
+			r->idle.failed ? " (connection failed)" : "");
 	fprintf(out, "result:       verified\n");
 }
 
@@ -280,6 +316,20 @@ static void json_query(json_t *j, const probe_result_t *r)
 	json_end(j, '}');
 }
 
+static void json_idle(json_t *j, const probe_result_t *r)
+{
+	if (!r->idle.wait_ms) {
+		json_str(j, "idle_close", NULL);
+		return;
+	}
+	json_object(j, "idle_close");
+	json_bool(j, "closed", r->idle.closed);
+	json_ms(j, "after_ms", r->idle.closed ? r->idle.after_s * 1000.0 : -1);
+	json_int(j, "waited_ms", r->idle.wait_ms);
+	json_bool(j, "connection_failed", r->idle.failed);
+	json_end(j, '}');
+}
+
 /* One object; a member the probe never reached is null. */
 static void print_json(const probe_result_t *r, FILE *out)
 {
@@ -301,6 +351,7 @@ static void print_json(const probe_result_t *r, FILE *out)
 	if (r->handshake_ran)
 		json_tls(&j, r->tls);
 	json_query(&j, r);
+	json_idle(&j, r);
 	json_end(&j, '}');
 }
 

@@ -27,10 +27,6 @@
  * through malloc; past this many (after a burst) they are freed. */
 #define QUERY_SPARE_MAX 256
 
-const double query_latency_bounds[QUERY_LATENCY_BUCKETS] = {
-	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2,
-};
-
 /* The query that embeds a request the pool hands back. */
 #define QUERY_OF(r) \
 	((query_t *)((char *)(r) - offsetof(query_t, ureq.req)))
@@ -63,7 +59,8 @@ struct query_env {
 	TAILQ_HEAD(query_list, query) open, spare;  /* spare: for reuse */
 	size_t nopen;
 	size_t nspare;
-	query_stats_t stats;
+	stats_global_t *stats;      /* the thread's counters */
+	stats_global_t own;         /* stats until query_env_use_stats() */
 	dnstap_queue_t *tap;        /* NULL: dnstap off */
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
@@ -85,6 +82,7 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->loop = loop;
 	env->cfg = cfg;
 	env->ups = upstreams;
+	env->stats = &env->own;
 	env->cache = cache_create(cfg->cache_size, cfg->cache_max_ttl);
 	TAILQ_INIT(&env->open);
 	TAILQ_INIT(&env->spare);
@@ -163,11 +161,13 @@ static void send_error(query_env_t *env, const query_client_t *client,
 {
 	size_t n = dnsmsg_error_reply(q, msg, len, rcode, env->out,
 				      sizeof(env->out));
-	if (n)
-		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
+	if (!n)
+		return;
+	stats_inc_at(env->stats, SG_RESPONSES, stats_rcode_label((unsigned)rcode));
+	to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
-static void fail_query(query_t *qr, const char *why)
+static void fail_query(query_t *qr, stats_cause_t cause, const char *why)
 {
 	char name[256];
 
@@ -175,29 +175,21 @@ static void fail_query(query_t *qr, const char *why)
 		dnsmsg_query_name(&qr->q, name, sizeof(name));
 		log_debug("query %s type %u: SERVFAIL (%s)", name, qr->q.qtype, why);
 	}
-	qr->env->stats.servfail++;
+	stats_inc(qr->env->stats, SG_SERVFAIL);
+	stats_inc_at(qr->env->stats, SG_SERVFAIL_CAUSE, cause);
 	send_error(qr->env, &qr->client, &qr->addr, qr->addrlen, &qr->q,
 		   qr->upmsg, qr->uplen, DNSMSG_RCODE_SERVFAIL);
 	query_free(qr);
 }
 
-static void record_latency(query_stats_t *st, double secs)
-{
-	size_t i = 0;
-
-	while (i < QUERY_LATENCY_BUCKETS && secs > query_latency_bounds[i])
-		i++;
-	st->latency[i]++;
-	st->latency_sum += secs;
-}
-
-/* An answer (from upstream or cache, `age` seconds old) rebuilt for the
- * client, counted and sent. Returns 0, sending nothing, when the answer
- * cannot be read. */
+/* An answer (from `source`: upstream or cache, `age` seconds old)
+ * rebuilt for the client, counted and sent `secs` after the query came.
+ * Returns 0, sending nothing, when the answer cannot be read. */
 static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		       const query_client_t *client,
 		       const struct sockaddr_storage *addr, socklen_t addrlen,
-		       const uint8_t *msg, size_t len, uint32_t age, double secs)
+		       const uint8_t *msg, size_t len, uint32_t age,
+		       unsigned source, double secs)
 {
 	size_t n = dnsmsg_build_client_answer(msg, len, q,
 					      client->udp ? q->udp_max : 0,
@@ -207,9 +199,12 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		return 0;
 	dnsmsg_age_ttls(env->out, n, age);
 	if (client->udp && n < len && dnsmsg_truncated(env->out))
-		env->stats.truncated++;
-	env->stats.answered++;
-	record_latency(&env->stats, secs);
+		stats_inc(env->stats, SG_TRUNCATED);
+	stats_inc(env->stats, SG_ANSWERED);
+	stats_inc_at(env->stats, SG_RESPONSES,
+		     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
+	stats_observe(env->stats, SG_ANSWER_SECONDS, 0, secs);
+	stats_observe(env->stats, SG_CLIENT_SECONDS, source, secs);
 	to_client(env, client, addr, addrlen, ev_now(env->loop) - secs, env->out, n);
 	return 1;
 }
@@ -227,8 +222,9 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 					  ev_now(env->loop), msg, len);
 	if (n == 0 ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
-			 env->plain, n, 0, ev_now(env->loop) - qr->started)) {
-		fail_query(qr, "unreadable answer");
+			 env->plain, n, 0, STATS_SOURCE_UPSTREAM,
+			 ev_now(env->loop) - qr->started)) {
+		fail_query(qr, STATS_CAUSE_BAD_ANSWER, "unreadable answer");
 		return;
 	}
 	cache_store(env->cache, &qr->q, env->plain, n, cache_now());
@@ -254,8 +250,11 @@ static void dispatch(query_t *qr)
 	rc = upstream_send(env->ups, &qr->ureq, qr->upmsg, qr->uplen);
 
 	if (rc < 0) {
-		fail_query(qr, rc == -ENOBUFS ? "too many queries waiting"
-					      : "no upstream connection can take it");
+		if (rc == -ENOBUFS)
+			fail_query(qr, STATS_CAUSE_QUEUE_FULL, "too many queries waiting");
+		else
+			fail_query(qr, STATS_CAUSE_NO_CONNECTION,
+				   "no upstream connection can take it");
 		return;
 	}
 	ev_timer_stop(env->loop, &qr->attempt);
@@ -271,10 +270,10 @@ static void retry(query_t *qr, int counted, const char *why)
 {
 	if ((counted && ++qr->failures >= MAX_FAILURES) ||
 	    ++qr->resends > MAX_RESENDS) {
-		fail_query(qr, why);
+		fail_query(qr, STATS_CAUSE_UPSTREAM, why);
 		return;
 	}
-	qr->env->stats.resent++;
+	stats_inc(qr->env->stats, SG_RESENT);
 	dispatch(qr);
 }
 
@@ -298,7 +297,7 @@ static void on_attempt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_start(qr->env->loop, w);
 		return;
 	}
-	dot_conn_expire(&qr->ureq.req);
+	upstream_expire(qr->ups, &qr->ureq);
 	retry(qr, 1, "attempt timed out");
 }
 
@@ -308,7 +307,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	fail_query(qr, "deadline passed");
+	fail_query(qr, STATS_CAUSE_DEADLINE, "deadline passed");
 }
 
 /* A fresh cached answer, aged, straight back to the client: 1, or 0 on a
@@ -321,10 +320,13 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 	size_t len;
 	uint32_t age;
 
+	/* The time since the loop woke up (and read the query, or the
+	 * batch it came in): a cache hit takes microseconds. */
 	if (!cache_lookup(env->cache, q, cache_now(), &msg, &len, &age) ||
-	    !send_answer(env, q, client, addr, addrlen, msg, len, age, 0))
+	    !send_answer(env, q, client, addr, addrlen, msg, len, age,
+			 STATS_SOURCE_CACHE, ev_time() - ev_now(env->loop)))
 		return 0;
-	env->stats.cache_hits++;
+	stats_inc(env->stats, SG_CACHE_HITS);
 	return 1;
 }
 
@@ -349,9 +351,12 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 	}
 	n = dnsmsg_local_answer(q, m.local, m.apex, env->out, sizeof(env->out));
 	if (n) {
-		env->stats.local_answers++;
-		env->stats.answered++;
-		record_latency(&env->stats, 0);
+		stats_inc(env->stats, SG_LOCAL_ANSWERS);
+		stats_inc(env->stats, SG_ANSWERED);
+		stats_inc_at(env->stats, SG_RESPONSES,
+			     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
+		stats_observe(env->stats, SG_ANSWER_SECONDS, 0, 0);
+		stats_observe(env->stats, SG_CLIENT_SECONDS, STATS_SOURCE_LOCAL, 0);
 		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 	}
 	return 1;
@@ -380,7 +385,7 @@ static void refuse(query_env_t *env, const query_client_t *client,
 	dnsmsg_query_t q;
 	size_t n;
 
-	env->stats.refused++;
+	stats_inc(env->stats, SG_REFUSED);
 	if (log_get_level() >= LOG_LVL_DEBUG) {
 		char peer[64];
 		net_format(addr, peer, sizeof(peer));
@@ -389,8 +394,10 @@ static void refuse(query_env_t *env, const query_client_t *client,
 	if (dnsmsg_parse_query(msg, len, &q) == DNSMSG_DROP)
 		return;
 	n = dnsmsg_refused_reply(&q, msg, len, env->out, sizeof(env->out));
-	if (n)
-		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
+	if (!n)
+		return;
+	stats_inc_at(env->stats, SG_RESPONSES, DNSMSG_RCODE_REFUSED);
+	to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
 void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
@@ -400,7 +407,9 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	dnsmsg_query_t q;
 	query_t *qr;
 
-	env->stats.received++;
+	stats_inc(env->stats, SG_QUERIES);
+	stats_inc_at(env->stats, SG_BY_TRANSPORT,
+		     client->udp ? STATS_TRANSPORT_UDP : STATS_TRANSPORT_TCP);
 	if (env->tap)
 		dnstap_client_query(env->tap, addr, !client->udp, ev_now(env->loop),
 				    msg, len);
@@ -412,15 +421,15 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	case DNSMSG_OK:
 		break;
 	case DNSMSG_DROP:
-		env->stats.dropped++;
+		stats_inc(env->stats, SG_DROPPED);
 		return;
 	case DNSMSG_FORMERR:
-		env->stats.formerr++;
+		stats_inc(env->stats, SG_FORMERR);
 		send_error(env, client, addr, addrlen, &q, msg, len,
 			   DNSMSG_RCODE_FORMERR);
 		return;
 	case DNSMSG_NOTIMP:
-		env->stats.notimp++;
+		stats_inc(env->stats, SG_NOTIMP);
 		send_error(env, client, addr, addrlen, &q, msg, len,
 			   DNSMSG_RCODE_NOTIMP);
 		return;
@@ -437,7 +446,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	memcpy(&qr->addr, addr, addrlen);
 	qr->addrlen = addrlen;
 	if (build_upstream(qr, msg, len) < 0) {
-		env->stats.formerr++;
+		stats_inc(env->stats, SG_FORMERR);
 		send_error(env, client, addr, addrlen, &q, msg, len,
 			   DNSMSG_RCODE_FORMERR);
 		put_query(env, qr);
@@ -463,8 +472,9 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 
 void query_drop(query_env_t *env)
 {
-	env->stats.received++;
-	env->stats.dropped++;
+	stats_inc(env->stats, SG_QUERIES);
+	stats_inc_at(env->stats, SG_BY_TRANSPORT, STATS_TRANSPORT_UDP);
+	stats_inc(env->stats, SG_DROPPED);
 }
 
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
@@ -482,25 +492,24 @@ size_t query_inflight(const query_env_t *env)
 	return env->nopen;
 }
 
-const query_stats_t *query_stats(const query_env_t *env)
+void query_env_use_stats(query_env_t *env, stats_global_t *g)
 {
-	return &env->stats;
+	env->stats = g;
 }
 
-void query_stats_add(query_stats_t *to, const query_stats_t *from)
+const stats_global_t *query_env_stats(const query_env_t *env)
 {
-	to->received += from->received;
-	to->dropped += from->dropped;
-	to->formerr += from->formerr;
-	to->notimp += from->notimp;
-	to->answered += from->answered;
-	to->servfail += from->servfail;
-	to->truncated += from->truncated;
-	to->resent += from->resent;
-	to->cache_hits += from->cache_hits;
-	to->local_answers += from->local_answers;
-	to->refused += from->refused;
-	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++)
-		to->latency[i] += from->latency[i];
-	to->latency_sum += from->latency_sum;
+	return env->stats;
+}
+
+void query_env_fill_stats(const query_env_t *env, stats_global_t *g)
+{
+	const cache_stats_t *c = cache_stats(env->cache);
+
+	stats_set(g, SG_OPEN, env->nopen);
+	stats_set(g, SG_CACHE_MISSES, c->misses);
+	stats_set(g, SG_CACHE_EVICTIONS, c->evicted);
+	stats_set(g, SG_CACHE_ENTRIES, c->entries);
+	stats_set(g, SG_CACHE_BYTES, c->bytes);
+	stats_set(g, SG_DNSTAP_DROPPED, env->tap ? dnstap_queue_dropped(env->tap) : 0);
 }

@@ -39,16 +39,18 @@ struct worker {
 	size_t nlisten;
 	retired_t *retired;
 	ev_timer retire_timer;
-	upstream_stats_t ups_base;  /* counts of retired sets freed */
+	stats_global_t stats;     /* this thread's counters */
+	stats_snapshot_t *archive;  /* per-upstream counts of freed sets */
 	ev_timer drain;
 	ev_tstamp drain_started;
 	double drain_limit;
 	ev_async wake;            /* the main thread has posted something */
 	ev_prepare publish;       /* the stats snapshot, once a loop pass */
+	stats_snapshot_t *scratch;  /* the thread's, gathered into */
 	pthread_mutex_t lock;     /* guards the three below */
 	shared_config_t *posted;  /* a reload to apply */
 	double posted_stop;       /* > 0: stop, drain this long */
-	worker_stats_t snapshot;
+	stats_snapshot_t *snapshot;  /* swapped with scratch */
 	atomic_int done;
 };
 
@@ -83,27 +85,31 @@ static void use_config(worker_t *w, shared_config_t *sc)
 	w->cfg.cache_size = w->cache_size;
 }
 
-static void add_stats(upstream_stats_t *to, const upstream_set_t *set)
+/* The global counts (handshakes and the like) are the thread's all
+ * along; per-upstream counters of freed sets are in the archive, so that
+ * a reload does not set a counter back. */
+static void gather_stats(const worker_t *w, stats_snapshot_t *out)
 {
-	upstream_stats_t u;
+	stats_global_t g = w->stats;
 
-	upstream_set_stats(set, &u);
-	upstream_stats_add(to, &u);
-}
-
-static void gather_stats(const worker_t *w, worker_stats_t *out)
-{
-	out->q = *query_stats(w->env);
-	out->open = query_inflight(w->env);
-	out->u = w->ups_base;
-	add_stats(&out->u, w->ups);
+	query_env_fill_stats(w->env, &g);
+	stats_snapshot_add_global(out, &g);
+	if (w->archive)
+		stats_snapshot_merge(out, w->archive);
+	upstream_set_gather(w->ups, out);
 	for (const retired_t *r = w->retired; r; r = r->next)
-		add_stats(&out->u, r->ups);
+		upstream_set_gather(r->ups, out);
 }
 
 static void free_retired(worker_t *w, retired_t *r)
 {
-	add_stats(&w->ups_base, r->ups);
+	stats_snapshot_t *last = stats_snapshot_new();
+
+	upstream_set_gather(r->ups, last);
+	if (!w->archive)
+		w->archive = stats_snapshot_new();
+	stats_snapshot_add_counters(w->archive, last);
+	stats_snapshot_free(last);
 	upstream_set_destroy(r->ups);
 	shared_config_release(r->sc);
 	free(r);
@@ -148,6 +154,7 @@ static void apply_reload(worker_t *w, shared_config_t *sc)
 	w->retired = r;
 	use_config(w, sc);
 	w->ups = ups;
+	upstream_set_use_stats(ups, &w->stats);
 	query_env_set_upstreams(w->env, ups);
 	upstream_set_retire(r->ups);
 	ev_timer_again(w->loop, &w->retire_timer);
@@ -205,12 +212,14 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 static void on_publish(struct ev_loop *loop, ev_prepare *p, int revents)
 {
 	worker_t *w = p->data;
-	worker_stats_t s;
+	stats_snapshot_t *s = w->scratch;
 
 	(void)loop;
 	(void)revents;
-	gather_stats(w, &s);
+	stats_snapshot_clear(s);
+	gather_stats(w, s);
 	pthread_mutex_lock(&w->lock);
+	w->scratch = w->snapshot;
 	w->snapshot = s;
 	pthread_mutex_unlock(&w->lock);
 }
@@ -278,6 +287,8 @@ static void init_watchers(worker_t *w)
 	ev_async_start(w->loop, &w->wake);
 	/* On the main loop the main thread reads the counts directly. */
 	if (w->own_loop) {
+		w->scratch = stats_snapshot_new();
+		w->snapshot = stats_snapshot_new();
 		ev_prepare_init(&w->publish, on_publish);
 		w->publish.data = w;
 		ev_prepare_start(w->loop, &w->publish);
@@ -299,7 +310,9 @@ worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
 	w->ups = upstream_set_create(w->loop, &w->cfg, err, errlen);
 	if (!w->ups)
 		goto fail;
+	upstream_set_use_stats(w->ups, &w->stats);
 	w->env = query_env_create(w->loop, &w->cfg, w->ups);
+	query_env_use_stats(w->env, &w->stats);
 	w->announce = index == 0;
 	w->nw = netwatch_create(w->loop, on_net_reset, w, w->announce);
 	if (bind_listeners(w, count > 1, index == 0, err, errlen) < 0)
@@ -371,14 +384,14 @@ int worker_done(const worker_t *w)
 	return atomic_load(&w->done);
 }
 
-void worker_stats(worker_t *w, worker_stats_t *out)
+void worker_stats(worker_t *w, stats_snapshot_t *out)
 {
 	if (!w->started || w->joined) {
 		gather_stats(w, out);
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
-	*out = w->snapshot;
+	stats_snapshot_merge(out, w->snapshot);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -419,6 +432,9 @@ void worker_destroy(worker_t *w)
 		ev_prepare_stop(w->loop, &w->publish);
 		ev_loop_destroy(w->loop);
 	}
+	stats_snapshot_free(w->archive);
+	stats_snapshot_free(w->scratch);
+	stats_snapshot_free(w->snapshot);
 	shared_config_release(w->posted);
 	shared_config_release(w->sc);
 	pthread_mutex_destroy(&w->lock);

@@ -41,8 +41,10 @@ dnstap_t *dnstap_create(const char *target, unsigned nqueues,
 int dnstap_destroy(dnstap_t *t);
 /* Queue `index` (< nqueues); lives as long as t. */
 dnstap_queue_t *dnstap_queue(dnstap_t *t, unsigned index);
-/* Messages dropped on full queues, all queues together. */
+/* Messages dropped on full queues, all queues together; on one (read
+ * from any thread). */
 unsigned long dnstap_dropped(const dnstap_t *t);
+unsigned long dnstap_queue_dropped(const dnstap_queue_t *q);
 
 /* The four events; times are seconds since the epoch (ev_now()), `asked`
  * the time of the query a response answers. msg is copied. */

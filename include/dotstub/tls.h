@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 typedef enum {
 	TLS_OK = 0,
@@ -159,5 +160,33 @@ int tls_role_on_path(tls_role_t role);
  * verified path), the trust anchor, protocol, cipher, ALPN, and the
  * verification verdict. */
 void tls_info_print(const tls_info_t *info, FILE *out);
+
+/* What failed a handshake, for counting: the verification's verdict
+ * (name, trust, pin, key purpose, validity dates), or OTHER (no
+ * verification reached: a TLS error). */
+typedef enum {
+	TLS_FAIL_OTHER,
+	TLS_FAIL_NAME,
+	TLS_FAIL_TRUST,
+	TLS_FAIL_PIN,
+	TLS_FAIL_EKU,
+	TLS_FAIL_EXPIRED,
+} tls_failure_t;
+tls_failure_t tls_session_failure(const tls_session_t *s);
+
+/* The notAfter of the leaf certificate of a verified handshake (Unix
+ * time); 0 when nothing was verified (a resumed session, a failure). */
+time_t tls_session_peer_expiry(const tls_session_t *s);
+
+/* The clock for certificate dates (clock-floor). With `on`, a wall clock
+ * earlier than the build time reads as the build time, a warning naming
+ * both times is logged when that starts and a note when the clock has
+ * passed it; without, the clock as it is. Affects every session of the
+ * process; call it before the first session and again at a reload. */
+void tls_clock_floor(int on);
+/* The build time (SOURCE_DATE_EPOCH, else when configure ran). */
+time_t tls_clock_build_time(void);
+/* What the clock reads as for certificate dates when it says `now`. */
+time_t tls_clock_floored(time_t now, int on);
 
 #endif
