@@ -358,10 +358,12 @@ static int validate(const config_t *cfg, char *err, size_t errlen)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	upstream_set_t *ups = upstream_set_create(loop, cfg, err, errlen);
+	forward_set_t *fwd = ups ? forward_set_create(loop, cfg, err, errlen) : NULL;
 
+	forward_set_destroy(fwd);
 	upstream_set_destroy(ups);
 	ev_loop_destroy(loop);
-	return ups ? 0 : -1;
+	return fwd ? 0 : -1;
 }
 
 /* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts,
@@ -389,6 +391,7 @@ static void reload(daemon_t *d)
 		log_warn("reload: listener and thread changes take effect at the next start");
 	fit_fd_limit(&cfg);
 	warn_loopback_only(&cfg);
+	forward_warn_plaintext(&cfg);
 	sc = shared_config_new(&cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_reload(d->workers[i], sc);
@@ -499,6 +502,7 @@ static int run(daemon_t *d)
 
 	d->loop = ev_default_loop(EVFLAG_AUTO);
 	warn_loopback_only(cfg);
+	forward_warn_plaintext(cfg);
 	if (create_workers(d) < 0 || serve_metrics(d) < 0 || create_pidfile(d) < 0)
 		return 1;
 	if (cfg->daemonize) {
@@ -535,6 +539,7 @@ static int check_config(const config_t *cfg)
 		return 1;
 	}
 	warn_loopback_only(cfg);
+	forward_warn_plaintext(cfg);
 	config_print(cfg, stdout);
 	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "dotstub/cache.h"
 #include "dotstub/dnsmsg.h"
+#include "dotstub/forward.h"
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/query.h"
@@ -46,6 +47,8 @@ typedef struct query {
 	ev_timer deadline;          /* the whole query: then SERVFAIL */
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
+	forward_group_t *fwd;       /* the forward group of its name, or NULL */
+	void *fwd_token;            /* in flight to a plain DNS group */
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
@@ -56,6 +59,7 @@ struct query_env {
 	struct ev_loop *loop;
 	const config_t *cfg;
 	upstream_set_t *ups;
+	forward_set_t *fwd;         /* the zone table; NULL: none */
 	cache_t *cache;
 	TAILQ_HEAD(query_list, query) open, spare;  /* spare: for reuse */
 	size_t nopen;
@@ -110,6 +114,7 @@ static void query_free(query_t *qr)
 	ev_timer_stop(env->loop, &qr->attempt);
 	if (qr->ups)
 		upstream_cancel(qr->ups, &qr->ureq);
+	forward_cancel(qr->fwd_token);
 	TAILQ_REMOVE(&env->open, qr, link);
 	env->nopen--;
 	if (qr->client.release)
@@ -209,13 +214,32 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	query_free(qr);
 }
 
+/* A plain DNS forward group: c-ares keeps its own time per server, so no
+ * attempt timer; the deadline still holds. */
+static void dispatch_plain(query_t *qr)
+{
+	qr->ups = NULL;
+	qr->fwd_token = forward_send_plain(qr->fwd, &qr->ureq.req, qr->upmsg, qr->uplen,
+					   !qr->client.udp);
+	if (!qr->fwd_token)
+		fail_query(qr, "too many plain DNS queries in flight");
+}
+
 static void dispatch(query_t *qr)
 {
 	query_env_t *env = qr->env;
+	upstream_set_t *ups;
 	int rc;
 
-	qr->ups = env->ups;
-	rc = upstream_send(env->ups, &qr->ureq, qr->upmsg, qr->uplen);
+	/* Asked again at each send: a reload may have changed the zones. */
+	qr->fwd = forward_lookup(env->fwd, qr->q.question, qr->q.question_len);
+	if (qr->fwd && !forward_upstreams(qr->fwd)) {
+		dispatch_plain(qr);
+		return;
+	}
+	ups = qr->fwd ? forward_upstreams(qr->fwd) : env->ups;
+	qr->ups = ups;
+	rc = upstream_send(ups, &qr->ureq, qr->upmsg, qr->uplen);
 
 	if (rc < 0) {
 		fail_query(qr, rc == -ENOBUFS ? "too many queries waiting"
@@ -295,7 +319,10 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 /* Build the upstream message; returns 0 or -1 (FORMERR material). */
 static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 {
-	size_t pad = qr->env->cfg->padding_block;
+	forward_group_t *g = forward_lookup(qr->env->fwd, qr->q.question,
+					    qr->q.question_len);
+	/* Padding hides lengths inside TLS; in plain DNS it only costs. */
+	size_t pad = g && !forward_upstreams(g) ? 0 : qr->env->cfg->padding_block;
 	size_t cap = dnsmsg_padded_size(len, pad);
 
 	qr->upmsg = cap <= QUERY_INLINE_MSG ? qr->inline_msg : xmalloc(cap);
@@ -400,6 +427,11 @@ void query_drop(query_env_t *env)
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 {
 	env->ups = ups;
+}
+
+void query_env_set_forward(query_env_t *env, forward_set_t *fwd)
+{
+	env->fwd = fwd;
 }
 
 size_t query_inflight(const query_env_t *env)

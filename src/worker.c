@@ -18,6 +18,7 @@ typedef struct retired {
 	struct retired *next;
 	shared_config_t *sc;
 	upstream_set_t *ups;
+	forward_set_t *fwd;
 } retired_t;
 
 struct worker {
@@ -30,6 +31,7 @@ struct worker {
 	config_t cfg;             /* its copy that listeners and queries read */
 	unsigned cache_size;
 	upstream_set_t *ups;
+	forward_set_t *fwd;       /* the forward zones' groups */
 	query_env_t *env;
 	listener_udp_t **udp;
 	listener_tcp_t **tcp;
@@ -94,14 +96,19 @@ static void gather_stats(const worker_t *w, worker_stats_t *out)
 	out->open = query_inflight(w->env);
 	out->u = w->ups_base;
 	add_stats(&out->u, w->ups);
-	for (const retired_t *r = w->retired; r; r = r->next)
+	forward_set_add_stats(w->fwd, &out->u);
+	for (const retired_t *r = w->retired; r; r = r->next) {
 		add_stats(&out->u, r->ups);
+		forward_set_add_stats(r->fwd, &out->u);
+	}
 }
 
 static void free_retired(worker_t *w, retired_t *r)
 {
 	add_stats(&w->ups_base, r->ups);
+	forward_set_add_stats(r->fwd, &w->ups_base);
 	upstream_set_destroy(r->ups);
+	forward_set_destroy(r->fwd);
 	shared_config_release(r->sc);
 	free(r);
 }
@@ -114,7 +121,7 @@ static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	while (*p) {
 		retired_t *r = *p;
-		if (!upstream_set_idle(r->ups)) {
+		if (!upstream_set_idle(r->ups) || !forward_set_idle(r->fwd)) {
 			p = &r->next;
 			continue;
 		}
@@ -131,22 +138,29 @@ static void apply_reload(worker_t *w, shared_config_t *sc)
 {
 	char err[512];
 	upstream_set_t *ups = upstream_set_create(w->loop, &sc->cfg, err, sizeof(err));
+	forward_set_t *fwd = ups ? forward_set_create(w->loop, &sc->cfg, err, sizeof(err))
+				 : NULL;
 	retired_t *r;
 
-	if (!ups) {
+	if (!fwd) {
 		log_error("reload: trust anchors: %s; keeping the running configuration", err);
+		upstream_set_destroy(ups);
 		shared_config_release(sc);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->sc = w->sc;
 	r->ups = w->ups;
+	r->fwd = w->fwd;
 	r->next = w->retired;
 	w->retired = r;
 	use_config(w, sc);
 	w->ups = ups;
+	w->fwd = fwd;
 	query_env_set_upstreams(w->env, ups);
+	query_env_set_forward(w->env, fwd);
 	upstream_set_retire(r->ups);
+	forward_set_retire(r->fwd);
 	ev_timer_again(w->loop, &w->retire_timer);
 }
 
@@ -283,7 +297,11 @@ worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
 	w->ups = upstream_set_create(w->loop, &w->cfg, err, errlen);
 	if (!w->ups)
 		goto fail;
+	w->fwd = forward_set_create(w->loop, &w->cfg, err, errlen);
+	if (!w->fwd)
+		goto fail;
 	w->env = query_env_create(w->loop, &w->cfg, w->ups);
+	query_env_set_forward(w->env, w->fwd);
 	if (bind_listeners(w, count > 1, index == 0, err, errlen) < 0)
 		goto fail;
 	return w;
@@ -388,6 +406,7 @@ void worker_destroy(worker_t *w)
 	free(w->udp);
 	free(w->tcp);
 	upstream_set_destroy(w->ups);
+	forward_set_destroy(w->fwd);
 	ev_timer_stop(w->loop, &w->retire_timer);
 	ev_timer_stop(w->loop, &w->drain);
 	ev_async_stop(w->loop, &w->wake);
