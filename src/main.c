@@ -279,14 +279,20 @@ static int same_listeners(const config_t *a, const config_t *b)
 
 /* Descriptors besides the TCP clients: stdio; per thread its loop's own
  * (epoll, async, signals), a UDP and a TCP socket per listener and the
- * upstream pools (twice: a reload keeps the old pools until their queries
- * end); the metrics listener and its clients; a margin for syslog, trust
+ * upstream and forward pools (twice: a reload keeps the old pools until
+ * their queries end); the metrics listener and its clients; a margin for syslog, trust
  * stores read on reload and the like. */
 static unsigned long fds_besides_clients(const config_t *cfg)
 {
 	unsigned long threads = cfg->threads ? cfg->threads : 1;
 	unsigned long per_thread = 4 + 2 * cfg->nlisten +
 				   2 * cfg->nupstreams * cfg->pool_size;
+
+	/* Forward groups: a DoT group's pools; a plain one's UDP socket and
+	 * TCP connection per server, for UDP and for TCP clients. */
+	for (size_t i = 0; i < cfg->nforwards; i++)
+		per_thread += 2 * cfg->forwards[i].nupstreams *
+			      (cfg->forwards[i].plaintext ? 3 : cfg->pool_size);
 
 	return 3 + 8 + threads * per_thread +
 	       (cfg->metrics ? 1 + METRICS_MAX_CLIENTS : 0);
