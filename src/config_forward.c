@@ -33,6 +33,10 @@ static const char *normalize_domain(const char *text, char *out, size_t cap)
 		return "the root is what [upstream] serves";
 	if (len >= cap || len > CONFIG_NAME_MAX)
 		return "longer than 253 characters";
+	memmove(out, text, len);   /* out may be text */
+	out[len] = '\0';
+	if (inet_pton(AF_INET6, out, probe) == 1)
+		return "an address, not a domain (its reverse zone is under ip6.arpa)";
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)text[i];
 		if (c == '.') {
@@ -46,9 +50,8 @@ static const char *normalize_domain(const char *text, char *out, size_t cap)
 		}
 		out[i] = (char)tolower(c);
 	}
-	out[len] = '\0';
-	if (inet_pton(AF_INET6, out, probe) == 1)
-		return "an address, not a domain (its reverse zone is under ip6.arpa)";
+	if (label == 0)
+		return "an empty label";
 	last = strrchr(out, '.');
 	last = last ? last + 1 : out;
 	if (strspn(last, "0123456789") == strlen(last))
