@@ -128,6 +128,15 @@ static int forward_key(parse_state_t *st, const char *label, const char *name,
 	return 1;
 }
 
+/* A directory that does not exist matches nothing (the dispatcher script
+ * makes /etc/dotstub.d when it first needs it); one we cannot read is an
+ * error, not a silently smaller configuration. */
+static int glob_error(const char *path, int err)
+{
+	(void)path;
+	return err != ENOENT && err != ENOTDIR;
+}
+
 /* A relative pattern names files next to the including one. Matches are
  * read in sorted order (glob's); no match is no error: an empty
  * /etc/dotstub.d is the normal case. */
@@ -151,7 +160,7 @@ static int include_key(parse_state_t *st, const char *pattern)
 		free(full);
 		return 0;
 	}
-	rc = glob(full, GLOB_ERR, NULL, &g);
+	rc = glob(full, 0, glob_error, &g);
 	if (rc != 0 && rc != GLOB_NOMATCH) {
 		error(st, "include: cannot read '%s'", full);
 		free(full);
