@@ -218,6 +218,7 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
  * attempt timer; the deadline still holds. */
 static void dispatch_plain(query_t *qr)
 {
+	ev_timer_stop(qr->env->loop, &qr->attempt);
 	qr->ups = NULL;
 	qr->fwd_token = forward_send_plain(qr->fwd, &qr->ureq.req, qr->upmsg, qr->uplen,
 					   !qr->client.udp);
@@ -231,6 +232,8 @@ static void dispatch(query_t *qr)
 	upstream_set_t *ups;
 	int rc;
 
+	forward_cancel(qr->fwd_token);   /* a resend ends the plain one */
+	qr->fwd_token = NULL;
 	/* Asked again at each send: a reload may have changed the zones. */
 	qr->fwd = forward_lookup(env->fwd, qr->q.question, qr->q.question_len);
 	if (qr->fwd && !forward_upstreams(qr->fwd)) {
@@ -321,13 +324,14 @@ static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 {
 	forward_group_t *g = forward_lookup(qr->env->fwd, qr->q.question,
 					    qr->q.question_len);
-	/* Padding hides lengths inside TLS; in plain DNS it only costs. */
-	size_t pad = g && !forward_upstreams(g) ? 0 : qr->env->cfg->padding_block;
+	int plain = g && !forward_upstreams(g);
+	size_t pad = plain ? 0 : qr->env->cfg->padding_block;
 	size_t cap = dnsmsg_padded_size(len, pad);
 
 	qr->upmsg = cap <= QUERY_INLINE_MSG ? qr->inline_msg : xmalloc(cap);
-	qr->uplen = dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
-					  qr->upmsg, cap);
+	qr->uplen = plain ? dnsmsg_build_plain(msg, len, &qr->q, qr->upmsg, cap)
+			  : dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
+						  qr->upmsg, cap);
 	return qr->uplen ? 0 : -1;
 }
 
