@@ -48,6 +48,7 @@ typedef struct query {
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
 	forward_group_t *fwd;       /* the forward group of its name, or NULL */
+	forward_set_t *fwd_set;     /* the zone table fwd was looked up in */
 	void *fwd_token;            /* in flight to a plain DNS group */
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
@@ -234,8 +235,11 @@ static void dispatch(query_t *qr)
 
 	forward_cancel(qr->fwd_token);   /* a resend ends the plain one */
 	qr->fwd_token = NULL;
-	/* Asked again at each send: a reload may have changed the zones. */
-	qr->fwd = forward_lookup(env->fwd, qr->q.question, qr->q.question_len);
+	/* Asked again after a reload: it may have changed the zones. */
+	if (qr->fwd_set != env->fwd) {
+		qr->fwd = forward_lookup(env->fwd, qr->q.question, qr->q.question_len);
+		qr->fwd_set = env->fwd;
+	}
 	if (qr->fwd && !forward_upstreams(qr->fwd)) {
 		dispatch_plain(qr);
 		return;
@@ -325,6 +329,9 @@ static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 	forward_group_t *g = forward_lookup(qr->env->fwd, qr->q.question,
 					    qr->q.question_len);
 	int plain = g && !forward_upstreams(g);
+
+	qr->fwd = g;
+	qr->fwd_set = qr->env->fwd;
 	size_t pad = plain ? 0 : qr->env->cfg->padding_block;
 	size_t cap = dnsmsg_padded_size(len, pad);
 
