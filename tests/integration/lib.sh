@@ -467,7 +467,9 @@ stop_unbound() {
 }
 
 # start_unbound_zone NAME KIND PORT DATA [CERT KEY]: one more unbound, for
-# forward zones: KIND plain (UDP+TCP, plain DNS) or dot (TLS with CERT/KEY).
+# forward zones: KIND plain (UDP+TCP, plain DNS), dot (TLS with CERT/KEY),
+# or blackhole (plain, but queries from 127.0.0.1 are dropped unanswered:
+# a server that has gone silent; only 127.0.0.2 gets answers).
 # It answers from DATA (unbound local-zone/local-data lines, one per line)
 # and refuses the rest (local-zone "." refuse: a name that reaches the
 # wrong server shows up as REFUSED). Every query it gets is logged
@@ -489,6 +491,10 @@ start_unbound_zone() {
             echo "    port: $port"
             echo "    do-udp: yes"
         fi
+        if [ "$kind" = blackhole ]; then
+            echo "    access-control: 127.0.0.1/32 deny"
+            echo "    access-control: 127.0.0.2/32 allow"
+        fi
         _unbound_base "$name" "$log"
         echo "    log-queries: yes"
         echo '    local-zone: "." refuse'
@@ -506,7 +512,7 @@ start_unbound_zone() {
         if [ "$kind" = dot ]; then
             timeout 3 kdig @127.0.0.1 -p "$port" +tls +timeout=2 +retry=0 version.bind CH TXT >/dev/null 2>&1 && return 0
         else
-            timeout 3 dig @127.0.0.1 -p "$port" +tries=1 +timeout=2 version.bind CH TXT >/dev/null 2>&1 && return 0
+            timeout 3 dig @127.0.0.1 -p "$port" -b 127.0.0.2 +tries=1 +timeout=2 version.bind CH TXT >/dev/null 2>&1 && return 0
         fi
         sleep 0.2
     done
