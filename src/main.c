@@ -280,8 +280,8 @@ static int same_listeners(const config_t *a, const config_t *b)
 /* Descriptors besides the TCP clients: stdio; per thread its loop's own
  * (epoll, async, signals), a UDP and a TCP socket per listener and the
  * upstream and forward pools (twice: a reload keeps the old pools until
- * their queries end); the metrics listener and its clients; a margin for syslog, trust
- * stores read on reload and the like. */
+ * their queries end); the metrics listener and its clients; a margin for
+ * syslog, trust stores read on reload and the like. */
 static unsigned long fds_besides_clients(const config_t *cfg)
 {
 	unsigned long threads = cfg->threads ? cfg->threads : 1;

@@ -221,8 +221,8 @@ static void dispatch_plain(query_t *qr)
 {
 	ev_timer_stop(qr->env->loop, &qr->attempt);
 	qr->ups = NULL;
-	qr->fwd_token = forward_send_plain(qr->fwd, &qr->ureq.req, qr->upmsg, qr->uplen,
-					   !qr->client.udp);
+	qr->fwd_token = forward_send_plain(qr->fwd, &qr->ureq.req, qr->upmsg,
+					   qr->uplen, !qr->client.udp);
 	if (!qr->fwd_token)
 		fail_query(qr, "too many plain DNS queries in flight");
 }
@@ -329,12 +329,11 @@ static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 	forward_group_t *g = forward_lookup(qr->env->fwd, qr->q.question,
 					    qr->q.question_len);
 	int plain = g && !forward_upstreams(g);
-
-	qr->fwd = g;
-	qr->fwd_set = qr->env->fwd;
 	size_t pad = plain ? 0 : qr->env->cfg->padding_block;
 	size_t cap = dnsmsg_padded_size(len, pad);
 
+	qr->fwd = g;
+	qr->fwd_set = qr->env->fwd;
 	qr->upmsg = cap <= QUERY_INLINE_MSG ? qr->inline_msg : xmalloc(cap);
 	qr->uplen = plain ? dnsmsg_build_plain(msg, len, &qr->q, qr->upmsg, cap)
 			  : dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
