@@ -13,7 +13,12 @@
 #include "dotstub/rand.h"
 #include "dotstub/xmalloc.h"
 
-/* One round over the group's servers per c-ares query: the query module
+/* Source ports: without ARES_FLAG_STAYOPEN, c-ares 1.18.1 closes a
+ * channel's sockets once no query is left, so the next query gets a new
+ * socket on a new random ephemeral port (seen with strace: four queries
+ * one after the other, four sockets); queries in flight together share one.
+ *
+ * One round over the group's servers per c-ares query: the query module
  * resends once on failure (a second round), inside its deadline. */
 #define PLAIN_TRIES 1
 /* "[v6]:port," per server. */
