@@ -140,8 +140,8 @@ typedef struct {
 	unsigned long v;
 } counter_t;
 
-#define N_QUERY_COUNTERS 10
-#define N_COUNTERS 14
+#define N_QUERY_COUNTERS 11
+#define N_COUNTERS 15
 
 static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
 {
@@ -157,6 +157,7 @@ static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
 		{ "truncated", "truncated", "Answers truncated for UDP clients", q->truncated },
 		{ "resent", "resent", "Queries resent to another connection", q->resent },
 		{ "cache hits", "cache_hits", "Answers from the cache", q->cache_hits },
+		{ "local answers", "local_answers", "Answers from local zones (RFC 6761, 6303), never sent upstream", q->local_answers },
 		{ "refused", "refused", "Client messages refused: source not in allow", q->refused },
 		{ "handshakes", "upstream_handshakes", "Full TLS handshakes", u->handshakes },
 		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },

@@ -12,7 +12,9 @@
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/query.h"
+#include "dotstub/sysclock.h"
 #include "dotstub/xmalloc.h"
+#include "dotstub/zones.h"
 
 /* Counted failures (errors, timeouts) before SERVFAIL: the first try and
  * one resend elsewhere. */
@@ -69,6 +71,14 @@ struct query_env {
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
+
+/* The cache ages on boot time: an answer cached before a suspend has aged
+ * by the time asleep (ev_now() is wall-clock time, which jumps with NTP
+ * and the user; monotonic time stands still while asleep). */
+static double cache_now(void)
+{
+	return sysclock_boot();
+}
 
 query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 			      upstream_set_t *upstreams)
@@ -211,7 +221,7 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 		fail_query(qr, "unreadable answer");
 		return;
 	}
-	cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
+	cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 	query_free(qr);
 }
 
@@ -316,10 +326,39 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 	size_t len;
 	uint32_t age;
 
-	if (!cache_lookup(env->cache, q, ev_now(env->loop), &msg, &len, &age) ||
+	if (!cache_lookup(env->cache, q, cache_now(), &msg, &len, &age) ||
 	    !send_answer(env, q, client, addr, addrlen, msg, len, age, 0))
 		return 0;
 	env->stats.cache_hits++;
+	return 1;
+}
+
+/* A name of a local zone (RFC 6761, 6303) is answered here, never sent
+ * upstream; not cached either: building the answer costs no more than a
+ * cache lookup. 1 when answered, 0 when the name is in no local zone. */
+static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
+			  const query_client_t *client,
+			  const struct sockaddr_storage *addr, socklen_t addrlen)
+{
+	zones_match_t m;
+	size_t n;
+
+	if (zones_lookup(env->cfg->zones, q->question, q->question_len, &m) !=
+	    ZONES_LOCAL)
+		return 0;
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		char name[DNSMSG_NAME_TEXT_MAX];
+		dnsmsg_query_name(q, name, sizeof(name));
+		log_debug("query %s type %u: local zone, not sent upstream", name,
+			  q->qtype);
+	}
+	n = dnsmsg_local_answer(q, m.local, m.apex, env->out, sizeof(env->out));
+	if (n) {
+		env->stats.local_answers++;
+		env->stats.answered++;
+		record_latency(&env->stats, 0);
+		client->reply(client->owner, addr, addrlen, env->out, n);
+	}
 	return 1;
 }
 
@@ -394,7 +433,8 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 			   DNSMSG_RCODE_NOTIMP);
 		return;
 	}
-	if (answer_from_cache(env, &q, client, addr, addrlen))
+	if (answer_locally(env, &q, client, addr, addrlen) ||
+	    answer_from_cache(env, &q, client, addr, addrlen))
 		return;
 	qr = get_query(env);
 	memset(qr, 0, offsetof(query_t, inline_msg));
@@ -465,6 +505,7 @@ void query_stats_add(query_stats_t *to, const query_stats_t *from)
 	to->truncated += from->truncated;
 	to->resent += from->resent;
 	to->cache_hits += from->cache_hits;
+	to->local_answers += from->local_answers;
 	to->refused += from->refused;
 	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++)
 		to->latency[i] += from->latency[i];

@@ -44,6 +44,7 @@ typedef struct {
 	unsigned long truncated;
 	unsigned long resent;
 	unsigned long cache_hits;  /* answered from the cache (in answered) */
+	unsigned long local_answers;  /* from a local zone (in answered) */
 	/* From sources not in the allow list: REFUSED, or no reply when the
 	 * message has no readable header (or QR=1). */
 	unsigned long refused;
