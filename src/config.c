@@ -390,13 +390,19 @@ static void add_group_upstreams(config_t *cfg, const config_group_t *g)
  * command line's, else the file's groups, else the defaults (with the
  * command line's pins and anchors). */
 /* The zone table. Forward zones override local ones of the same name
- * whatever the order they are added in. */
+ * whatever the order they are added in; a forward zone's group number is
+ * its index in cfg->forwards (forward.c's groups follow that order). The
+ * domains were validated and made unique when read. */
 static void build_zones(config_t *cfg)
 {
 	zones_destroy(cfg->zones);
 	cfg->zones = zones_create();
 	if (cfg->local_zones)
 		zones_add_local_defaults(cfg->zones);
+	for (size_t i = 0; i < cfg->nforwards; i++)
+		for (size_t k = 0; k < cfg->forwards[i].ndomains; k++)
+			zones_add_forward(cfg->zones, cfg->forwards[i].domains[k],
+					  (unsigned)i, cfg->forwards[i].tls.label);
 }
 
 static void finish(config_t *cfg)

@@ -350,8 +350,8 @@ void config_forward_print(const config_t *cfg, FILE *out)
 {
 	for (size_t i = 0; i < cfg->nforwards; i++)
 		print_group(&cfg->forwards[i], out);
-	fprintf(out, "\n# zone table: the most specific domain wins; "
-		"other names go to the upstreams\n");
+	fprintf(out, "\n# forward zones: the most specific zone of a name wins; "
+		"names in no zone go\n# to the upstreams\n");
 	fprintf(out, "# %-34s %-16s %-10s %s\n", "domain", "group", "transport",
 		"servers");
 	for (size_t i = 0; i < cfg->nforwards; i++) {

@@ -1,18 +1,17 @@
 /* forward: which forward group serves a name, and each group's transport
  * in one worker.
  *
- * The zone table maps the domains of the "[forward]" groups (and
- * --forward) to their group: a name at or below a domain goes to it, the
- * most specific domain winning (a.corp.example under both corp.example
- * and example goes to corp.example), on label boundaries (xcorp.example
- * is not under corp.example), letter case ignored. Other names: NULL, the
- * default upstreams. A DoT group has an upstream set of its own (the same
- * pools, pipelining, verification and recovery as the upstreams); a
- * plaintext group has plain DNS channels (plain_dns), one for UDP
- * clients, one for TCP clients (made on first use).
- *
- * query.c asks forward_lookup() before anything else that depends on the
- * name -- local answers included: a forward zone overrides a local one. */
+ * The configuration's zone table (zones.h) holds the domains of the
+ * "[forward]" groups (and --forward) beside the local zones: a name at or
+ * below a domain goes to its group, the most specific zone winning
+ * (a.corp.example under both corp.example and example goes to
+ * corp.example), on label boundaries (xcorp.example is not under
+ * corp.example), letter case ignored; a forward zone overrides a local
+ * one of the same name. Other names: NULL, the default upstreams. A DoT
+ * group has an upstream set of its own (the same pools, pipelining,
+ * verification and recovery as the upstreams); a plaintext group has
+ * plain DNS channels (plain_dns), one for UDP clients, one for TCP
+ * clients (made on first use). */
 #ifndef DOTSTUB_FORWARD_H
 #define DOTSTUB_FORWARD_H
 
@@ -27,9 +26,10 @@
 typedef struct forward_set forward_set_t;
 typedef struct forward_group forward_group_t;
 
-/* Every group of cfg (which must outlive the set; its forward groups are
- * read, with the pool and timeout settings). Returns NULL with err when a
- * group's trust anchors or servers cannot be set up. */
+/* Every group of cfg (which must outlive the set; its forward groups and
+ * zone table are read, with the pool and timeout settings; group i is
+ * cfg->forwards[i], the zone table's group number). Returns NULL with err
+ * when a group's trust anchors or servers cannot be set up. */
 forward_set_t *forward_set_create(struct ev_loop *loop, const config_t *cfg,
 				  char *err, size_t errlen);
 /* Pending plain queries end without a callback. */
@@ -37,7 +37,7 @@ void forward_set_destroy(forward_set_t *set);
 
 /* The group serving `name` (wire form, uncompressed, as the question of
  * dnsmsg_query_t starts; at most len bytes read), or NULL. No allocation;
- * with no forward zone, one test. */
+ * with no forward group, one test. */
 forward_group_t *forward_lookup(const forward_set_t *set, const uint8_t *name,
 				size_t len);
 
