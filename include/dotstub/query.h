@@ -12,6 +12,7 @@
 
 #include "dotstub/config.h"
 #include "dotstub/stats.h"
+#include "dotstub/forward.h"
 #include "dotstub/upstream.h"
 
 typedef struct query_env query_env_t;
@@ -48,6 +49,10 @@ void query_drop(query_env_t *env);
 /* New queries (and resends) go to ups from now on (configuration
  * reload); queries on the old set finish there. */
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
+
+/* Names of forward zones go to fwd's groups from now on (NULL: none;
+ * start-up and reload, like query_env_set_upstreams). */
+void query_env_set_forward(query_env_t *env, forward_set_t *fwd);
 
 size_t query_inflight(const query_env_t *env);
 /* Count in g, the thread's block, which must outlive the environment.
