@@ -248,14 +248,20 @@ static int same_listeners(const config_t *a, const config_t *b)
 
 /* Descriptors besides the TCP clients: stdio; per thread its loop's own
  * (epoll, async, signals), a UDP and a TCP socket per listener and the
- * upstream pools (twice: a reload keeps the old pools until their queries
- * end); the metrics listener, MHD's epoll and the clients; a margin for syslog, trust
- * stores read on reload and the like. */
+ * upstream and forward pools (twice: a reload keeps the old pools until
+ * their queries end); the metrics listener, MHD's epoll and the clients;
+ * a margin for syslog, trust stores read on reload and the like. */
 static unsigned long fds_besides_clients(const config_t *cfg)
 {
 	unsigned long threads = cfg->threads ? cfg->threads : 1;
 	unsigned long per_thread = 4 + 2 * cfg->nlisten +
 				   2 * cfg->nupstreams * cfg->pool_size;
+
+	/* Forward groups: a DoT group's pools; a plain one's UDP socket and
+	 * TCP connection per server, for UDP and for TCP clients. */
+	for (size_t i = 0; i < cfg->nforwards; i++)
+		per_thread += 2 * cfg->forwards[i].nupstreams *
+			      (cfg->forwards[i].plaintext ? 3 : cfg->pool_size);
 
 	return 3 + 8 + threads * per_thread +
 	       (cfg->metrics ? 2 + METRICS_MAX_CLIENTS : 0);
@@ -327,10 +333,12 @@ static int validate(const config_t *cfg, char *err, size_t errlen)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	upstream_set_t *ups = upstream_set_create(loop, cfg, err, errlen);
+	forward_set_t *fwd = ups ? forward_set_create(loop, cfg, err, errlen) : NULL;
 
+	forward_set_destroy(fwd);
 	upstream_set_destroy(ups);
 	ev_loop_destroy(loop);
-	return ups ? 0 : -1;
+	return fwd ? 0 : -1;
 }
 
 /* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts,
@@ -360,6 +368,7 @@ static void reload(daemon_t *d)
 		log_warn("reload: a dnstap change takes effect at the next start");
 	fit_fd_limit(&cfg);
 	warn_loopback_only(&cfg);
+	forward_warn_plaintext(&cfg);
 	sc = shared_config_new(&cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_reload(d->workers[i], sc);
@@ -472,6 +481,7 @@ static int run(daemon_t *d)
 
 	d->loop = ev_default_loop(EVFLAG_AUTO);
 	warn_loopback_only(cfg);
+	forward_warn_plaintext(cfg);
 	if (create_workers(d) < 0 || serve_metrics(d) < 0 || create_pidfile(d) < 0)
 		return 1;
 	if (cfg->daemonize) {
@@ -512,6 +522,7 @@ static int check_config(const config_t *cfg)
 		return 1;
 	}
 	warn_loopback_only(cfg);
+	forward_warn_plaintext(cfg);
 	config_print(cfg, stdout);
 	return 0;
 }

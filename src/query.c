@@ -8,6 +8,7 @@
 
 #include "dotstub/cache.h"
 #include "dotstub/dnsmsg.h"
+#include "dotstub/forward.h"
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/query.h"
@@ -45,6 +46,9 @@ typedef struct query {
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
 	const struct sockaddr_storage *sent_to;  /* dnstap: the upstream */
+	forward_group_t *fwd;       /* the forward group of its name, or NULL */
+	forward_set_t *fwd_set;     /* the zone table fwd was looked up in */
+	void *fwd_token;            /* in flight to a plain DNS group */
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
@@ -55,6 +59,7 @@ struct query_env {
 	struct ev_loop *loop;
 	const config_t *cfg;
 	upstream_set_t *ups;
+	forward_set_t *fwd;         /* the zone table; NULL: none */
 	cache_t *cache;
 	TAILQ_HEAD(query_list, query) open, spare;  /* spare: for reuse */
 	size_t nopen;
@@ -120,6 +125,7 @@ static void query_free(query_t *qr)
 	ev_timer_stop(env->loop, &qr->attempt);
 	if (qr->ups)
 		upstream_cancel(qr->ups, &qr->ureq);
+	forward_cancel(qr->fwd_token);
 	TAILQ_REMOVE(&env->open, qr, link);
 	env->nopen--;
 	if (qr->client.release)
@@ -241,13 +247,38 @@ static void on_sent(dot_req_t *req, const config_upstream_t *u,
 	dnstap_forwarder_query(qr->env->tap, &u->addr, req->sent_at, msg, len);
 }
 
+/* A plain DNS forward group: c-ares keeps its own time per server, so no
+ * attempt timer; the deadline still holds. */
+static void dispatch_plain(query_t *qr)
+{
+	ev_timer_stop(qr->env->loop, &qr->attempt);
+	qr->ups = NULL;
+	qr->fwd_token = forward_send_plain(qr->fwd, &qr->ureq.req, qr->upmsg,
+					   qr->uplen, !qr->client.udp);
+	if (!qr->fwd_token)
+		fail_query(qr, STATS_CAUSE_QUEUE_FULL, "too many plain DNS queries in flight");
+}
+
 static void dispatch(query_t *qr)
 {
 	query_env_t *env = qr->env;
+	upstream_set_t *ups;
 	int rc;
 
-	qr->ups = env->ups;
-	rc = upstream_send(env->ups, &qr->ureq, qr->upmsg, qr->uplen);
+	forward_cancel(qr->fwd_token);   /* a resend ends the plain one */
+	qr->fwd_token = NULL;
+	/* Asked again after a reload: it may have changed the zones. */
+	if (qr->fwd_set != env->fwd) {
+		qr->fwd = forward_lookup(env->fwd, qr->q.question, qr->q.question_len);
+		qr->fwd_set = env->fwd;
+	}
+	if (qr->fwd && !forward_upstreams(qr->fwd)) {
+		dispatch_plain(qr);
+		return;
+	}
+	ups = qr->fwd ? forward_upstreams(qr->fwd) : env->ups;
+	qr->ups = ups;
+	rc = upstream_send(ups, &qr->ureq, qr->upmsg, qr->uplen);
 
 	if (rc < 0) {
 		if (rc == -ENOBUFS)
@@ -365,12 +396,18 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 /* Build the upstream message; returns 0 or -1 (FORMERR material). */
 static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 {
-	size_t pad = qr->env->cfg->padding_block;
+	forward_group_t *g = forward_lookup(qr->env->fwd, qr->q.question,
+					    qr->q.question_len);
+	int plain = g && !forward_upstreams(g);
+	size_t pad = plain ? 0 : qr->env->cfg->padding_block;
 	size_t cap = dnsmsg_padded_size(len, pad);
 
+	qr->fwd = g;
+	qr->fwd_set = qr->env->fwd;
 	qr->upmsg = cap <= QUERY_INLINE_MSG ? qr->inline_msg : xmalloc(cap);
-	qr->uplen = dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
-					  qr->upmsg, cap);
+	qr->uplen = plain ? dnsmsg_build_plain(msg, len, &qr->q, qr->upmsg, cap)
+			  : dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
+						  qr->upmsg, cap);
 	return qr->uplen ? 0 : -1;
 }
 
@@ -485,6 +522,11 @@ void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q)
 {
 	env->tap = q;
+}
+
+void query_env_set_forward(query_env_t *env, forward_set_t *fwd)
+{
+	env->fwd = fwd;
 }
 
 size_t query_inflight(const query_env_t *env)

@@ -19,6 +19,7 @@ typedef struct retired {
 	struct retired *next;
 	shared_config_t *sc;
 	upstream_set_t *ups;
+	forward_set_t *fwd;
 } retired_t;
 
 struct worker {
@@ -31,6 +32,7 @@ struct worker {
 	config_t cfg;             /* its copy that listeners and queries read */
 	unsigned cache_size;
 	upstream_set_t *ups;
+	forward_set_t *fwd;       /* the forward zones' groups */
 	query_env_t *env;
 	netwatch_t *nw;
 	int announce;             /* the first worker: says what all do */
@@ -97,8 +99,11 @@ static void gather_stats(const worker_t *w, stats_snapshot_t *out)
 	if (w->archive)
 		stats_snapshot_merge(out, w->archive);
 	upstream_set_gather(w->ups, out);
-	for (const retired_t *r = w->retired; r; r = r->next)
+	forward_set_gather(w->fwd, out);
+	for (const retired_t *r = w->retired; r; r = r->next) {
 		upstream_set_gather(r->ups, out);
+		forward_set_gather(r->fwd, out);
+	}
 }
 
 static void free_retired(worker_t *w, retired_t *r)
@@ -106,11 +111,13 @@ static void free_retired(worker_t *w, retired_t *r)
 	stats_snapshot_t *last = stats_snapshot_new();
 
 	upstream_set_gather(r->ups, last);
+	forward_set_gather(r->fwd, last);
 	if (!w->archive)
 		w->archive = stats_snapshot_new();
 	stats_snapshot_add_counters(w->archive, last);
 	stats_snapshot_free(last);
 	upstream_set_destroy(r->ups);
+	forward_set_destroy(r->fwd);
 	shared_config_release(r->sc);
 	free(r);
 }
@@ -123,7 +130,7 @@ static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	while (*p) {
 		retired_t *r = *p;
-		if (!upstream_set_idle(r->ups)) {
+		if (!upstream_set_idle(r->ups) || !forward_set_idle(r->fwd)) {
 			p = &r->next;
 			continue;
 		}
@@ -140,23 +147,31 @@ static void apply_reload(worker_t *w, shared_config_t *sc)
 {
 	char err[512];
 	upstream_set_t *ups = upstream_set_create(w->loop, &sc->cfg, err, sizeof(err));
+	forward_set_t *fwd = ups ? forward_set_create(w->loop, &sc->cfg, err, sizeof(err))
+				 : NULL;
 	retired_t *r;
 
-	if (!ups) {
+	if (!fwd) {
 		log_error("reload: trust anchors: %s; keeping the running configuration", err);
+		upstream_set_destroy(ups);
 		shared_config_release(sc);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->sc = w->sc;
 	r->ups = w->ups;
+	r->fwd = w->fwd;
 	r->next = w->retired;
 	w->retired = r;
 	use_config(w, sc);
 	w->ups = ups;
 	upstream_set_use_stats(ups, &w->stats);
+	w->fwd = fwd;
+	forward_set_use_stats(fwd, &w->stats);
 	query_env_set_upstreams(w->env, ups);
+	query_env_set_forward(w->env, fwd);
 	upstream_set_retire(r->ups);
+	forward_set_retire(r->fwd);
 	ev_timer_again(w->loop, &w->retire_timer);
 }
 
@@ -230,7 +245,7 @@ static void on_publish(struct ev_loop *loop, ev_prepare *p, int revents)
 static void on_net_reset(void *arg, const char *why)
 {
 	worker_t *w = arg;
-	unsigned closed = upstream_set_reset(w->ups);
+	unsigned closed = upstream_set_reset(w->ups) + forward_set_reset(w->fwd);
 
 	log_msg(w->announce ? LOG_LVL_INFO : LOG_LVL_DEBUG,
 		"%s: upstream connections reset (%u idle closed), "
@@ -311,8 +326,13 @@ worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
 	if (!w->ups)
 		goto fail;
 	upstream_set_use_stats(w->ups, &w->stats);
+	w->fwd = forward_set_create(w->loop, &w->cfg, err, errlen);
+	if (!w->fwd)
+		goto fail;
+	forward_set_use_stats(w->fwd, &w->stats);
 	w->env = query_env_create(w->loop, &w->cfg, w->ups);
 	query_env_use_stats(w->env, &w->stats);
+	query_env_set_forward(w->env, w->fwd);
 	w->announce = index == 0;
 	w->nw = netwatch_create(w->loop, on_net_reset, w, w->announce);
 	if (bind_listeners(w, count > 1, index == 0, err, errlen) < 0)
@@ -425,6 +445,7 @@ void worker_destroy(worker_t *w)
 	free(w->tcp);
 	netwatch_destroy(w->nw);
 	upstream_set_destroy(w->ups);
+	forward_set_destroy(w->fwd);
 	ev_timer_stop(w->loop, &w->retire_timer);
 	ev_timer_stop(w->loop, &w->drain);
 	ev_async_stop(w->loop, &w->wake);

@@ -13,6 +13,7 @@
 #include "dotstub/config.h"
 #include "dotstub/dnstap.h"
 #include "dotstub/stats.h"
+#include "dotstub/forward.h"
 #include "dotstub/upstream.h"
 
 typedef struct query_env query_env_t;
@@ -52,6 +53,10 @@ void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
 
 /* Log client and upstream messages to q (dnstap; NULL: off). */
 void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q);
+
+/* Names of forward zones go to fwd's groups from now on (NULL: none;
+ * start-up and reload, like query_env_set_upstreams). */
+void query_env_set_forward(query_env_t *env, forward_set_t *fwd);
 
 size_t query_inflight(const query_env_t *env);
 /* Count in g, the thread's block, which must outlive the environment.
