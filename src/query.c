@@ -45,6 +45,7 @@ typedef struct query {
 	ev_timer deadline;          /* the whole query: then SERVFAIL */
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
+	const struct sockaddr_storage *sent_to;  /* dnstap: the upstream */
 	forward_group_t *fwd;       /* the forward group of its name, or NULL */
 	forward_set_t *fwd_set;     /* the zone table fwd was looked up in */
 	void *fwd_token;            /* in flight to a plain DNS group */
@@ -65,6 +66,7 @@ struct query_env {
 	size_t nspare;
 	stats_global_t *stats;      /* the thread's counters */
 	stats_global_t own;         /* stats until query_env_use_stats() */
+	dnstap_queue_t *tap;        /* NULL: dnstap off */
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
@@ -147,6 +149,17 @@ void query_env_destroy(query_env_t *env)
 	free(env);
 }
 
+/* Every reply to a client leaves here; `asked`: when its query came. */
+static void to_client(query_env_t *env, const query_client_t *client,
+		      const struct sockaddr_storage *addr, socklen_t addrlen,
+		      double asked, const uint8_t *msg, size_t len)
+{
+	if (env->tap)
+		dnstap_client_response(env->tap, addr, !client->udp, asked,
+				       ev_now(env->loop), msg, len);
+	client->reply(client->owner, addr, addrlen, msg, len);
+}
+
 static void send_error(query_env_t *env, const query_client_t *client,
 		       const struct sockaddr_storage *addr, socklen_t addrlen,
 		       const dnsmsg_query_t *q, const uint8_t *msg, size_t len,
@@ -157,7 +170,7 @@ static void send_error(query_env_t *env, const query_client_t *client,
 	if (!n)
 		return;
 	stats_inc_at(env->stats, SG_RESPONSES, stats_rcode_label((unsigned)rcode));
-	client->reply(client->owner, addr, addrlen, env->out, n);
+	to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
 static void fail_query(query_t *qr, stats_cause_t cause, const char *why)
@@ -198,7 +211,7 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
 	stats_observe(env->stats, SG_ANSWER_SECONDS, 0, secs);
 	stats_observe(env->stats, SG_CLIENT_SECONDS, source, secs);
-	client->reply(client->owner, addr, addrlen, env->out, n);
+	to_client(env, client, addr, addrlen, ev_now(env->loop) - secs, env->out, n);
 	return 1;
 }
 
@@ -210,6 +223,9 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	query_env_t *env = qr->env;
 	size_t n = dnsmsg_strip_answer(msg, len, env->plain, sizeof(env->plain));
 
+	if (env->tap && qr->sent_to)
+		dnstap_forwarder_response(env->tap, qr->sent_to, req->sent_at,
+					  ev_now(env->loop), msg, len);
 	if (n == 0 ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
 			 env->plain, n, 0, STATS_SOURCE_UPSTREAM,
@@ -219,6 +235,16 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	}
 	cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 	query_free(qr);
+}
+
+/* dnstap: the message as it went to upstream u (its ID is the wire's). */
+static void on_sent(dot_req_t *req, const config_upstream_t *u,
+		    const uint8_t *msg, size_t len)
+{
+	query_t *qr = QUERY_OF(req);
+
+	qr->sent_to = &u->addr;
+	dnstap_forwarder_query(qr->env->tap, &u->addr, req->sent_at, msg, len);
 }
 
 /* A plain DNS forward group: c-ares keeps its own time per server, so no
@@ -362,7 +388,7 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 			     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
 		stats_observe(env->stats, SG_ANSWER_SECONDS, 0, 0);
 		stats_observe(env->stats, SG_CLIENT_SECONDS, STATS_SOURCE_LOCAL, 0);
-		client->reply(client->owner, addr, addrlen, env->out, n);
+		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 	}
 	return 1;
 }
@@ -408,7 +434,7 @@ static void refuse(query_env_t *env, const query_client_t *client,
 	if (!n)
 		return;
 	stats_inc_at(env->stats, SG_RESPONSES, DNSMSG_RCODE_REFUSED);
-	client->reply(client->owner, addr, addrlen, env->out, n);
+	to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
 void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
@@ -421,6 +447,9 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	stats_inc(env->stats, SG_QUERIES);
 	stats_inc_at(env->stats, SG_BY_TRANSPORT,
 		     client->udp ? STATS_TRANSPORT_UDP : STATS_TRANSPORT_TCP);
+	if (env->tap)
+		dnstap_client_query(env->tap, addr, !client->udp, ev_now(env->loop),
+				    msg, len);
 	if (!acl_allows(env->cfg->allow, addr)) {
 		refuse(env, client, addr, addrlen, msg, len);
 		return;
@@ -464,6 +493,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	qr->ureq.req.question_len = qr->q.question_len;
 	qr->ureq.req.on_answer = on_answer;
 	qr->ureq.req.on_failed = on_failed;
+	qr->ureq.req.on_sent = env->tap ? on_sent : NULL;
 	TAILQ_INSERT_HEAD(&env->open, qr, link);
 	env->nopen++;
 	if (client->hold)
@@ -487,6 +517,11 @@ void query_drop(query_env_t *env)
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 {
 	env->ups = ups;
+}
+
+void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q)
+{
+	env->tap = q;
 }
 
 void query_env_set_forward(query_env_t *env, forward_set_t *fwd)
@@ -518,4 +553,5 @@ void query_env_fill_stats(const query_env_t *env, stats_global_t *g)
 	stats_set(g, SG_CACHE_EVICTIONS, c->evicted);
 	stats_set(g, SG_CACHE_ENTRIES, c->entries);
 	stats_set(g, SG_CACHE_BYTES, c->bytes);
+	stats_set(g, SG_DNSTAP_DROPPED, env->tap ? dnstap_queue_dropped(env->tap) : 0);
 }

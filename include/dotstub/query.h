@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "dotstub/config.h"
+#include "dotstub/dnstap.h"
 #include "dotstub/stats.h"
 #include "dotstub/forward.h"
 #include "dotstub/upstream.h"
@@ -49,6 +50,9 @@ void query_drop(query_env_t *env);
 /* New queries (and resends) go to ups from now on (configuration
  * reload); queries on the old set finish there. */
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
+
+/* Log client and upstream messages to q (dnstap; NULL: off). */
+void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q);
 
 /* Names of forward zones go to fwd's groups from now on (NULL: none;
  * start-up and reload, like query_env_set_upstreams). */
