@@ -525,6 +525,26 @@ void config_usage(FILE *out)
 	      "value now: dotstub --check-config; their ranges: dotstub(8).\n", out);
 }
 
+static int same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int config_same_upstreams(const config_t *a, const config_t *b)
+{
+	if (a->nupstreams != b->nupstreams)
+		return 0;
+	for (size_t i = 0; i < a->nupstreams; i++) {
+		const config_upstream_t *x = &a->upstreams[i], *y = &b->upstreams[i];
+		if (strcmp(x->text, y->text) != 0 || x->npins != y->npins ||
+		    !same_text(x->ca_file, y->ca_file) ||
+		    (x->npins && memcmp(x->pins, y->pins,
+					x->npins * sizeof(*x->pins)) != 0))
+			return 0;
+	}
+	return 1;
+}
+
 void config_free(config_t *cfg)
 {
 	free(cfg->listen);

@@ -36,7 +36,8 @@ typedef struct {
 	struct ev_loop *loop;
 	worker_t **workers;    /* [0] runs on loop; the rest in threads */
 	unsigned nworkers;
-	ev_signal sig_term, sig_int, sig_usr1, sig_hup;
+	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
+	unsigned long cache_flushes;   /* SIGUSR2s */
 	metrics_t *metrics;
 	pidfile_t *pidfile;    /* created as root, removed at exit */
 	ev_timer drain;
@@ -140,10 +141,11 @@ typedef struct {
 	unsigned long v;
 } counter_t;
 
-#define N_QUERY_COUNTERS 10
-#define N_COUNTERS 14
+#define N_QUERY_COUNTERS 13
+#define N_COUNTERS 17
 
-static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
+static void counters(const daemon_t *d, const worker_stats_t *s,
+		     counter_t c[N_COUNTERS])
 {
 	const query_stats_t *q = &s->q;
 	const upstream_stats_t *u = &s->u;
@@ -157,6 +159,9 @@ static void counters(const worker_stats_t *s, counter_t c[N_COUNTERS])
 		{ "truncated", "truncated", "Answers truncated for UDP clients", q->truncated },
 		{ "resent", "resent", "Queries resent to another connection", q->resent },
 		{ "cache hits", "cache_hits", "Answers from the cache", q->cache_hits },
+		{ "stale", "stale_answers", "Expired answers served (RFC 8767): upstream down, slow or SERVFAIL", q->stale_answers },
+		{ "prefetches", "prefetches", "Refreshes sent for answers near expiry", q->prefetches },
+		{ "cache flushes", "cache_flushes", "Cache flushes (SIGUSR2)", d->cache_flushes },
 		{ "refused", "refused", "Client messages refused: source not in allow", q->refused },
 		{ "handshakes", "upstream_handshakes", "Full TLS handshakes", u->handshakes },
 		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },
@@ -176,7 +181,7 @@ static void log_stats(daemon_t *d)
 	size_t n = 0;
 
 	total_stats(d, &s);
-	counters(&s, c);
+	counters(d, &s, c);
 	for (size_t i = 0; i < N_COUNTERS && n < sizeof(line); i++) {
 		if (i == N_QUERY_COUNTERS)
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
@@ -197,7 +202,7 @@ static void render_metrics(void *arg, FILE *out)
 	unsigned long cumulative = 0;
 
 	total_stats(d, &s);
-	counters(&s, c);
+	counters(d, &s, c);
 	for (size_t i = 0; i < N_COUNTERS; i++)
 		fprintf(out, "# HELP dotstub_%s_total %s.\n# TYPE dotstub_%s_total counter\n"
 			"dotstub_%s_total %lu\n", c[i].metric, c[i].help,
@@ -265,6 +270,19 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	log_stats(w->data);
+}
+
+/* USR2: empty every thread's cache (resolvectl flush-caches). */
+static void on_usr2(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	daemon_t *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	d->cache_flushes++;
+	log_info("signal %d: flushing the cache", w->signum);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_flush_cache(d->workers[i]);
 }
 
 static int same_listeners(const config_t *a, const config_t *b)
@@ -365,9 +383,10 @@ static int validate(const config_t *cfg, char *err, size_t errlen)
 }
 
 /* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts,
- * limits and the allow list change; the listeners, threads, cache size,
- * user and pidfile stay as started. A configuration that does not load
- * changes nothing. */
+ * limits, the allow list and the cache's size and bounds change (the
+ * cached answers stay, unless the upstreams changed); the listeners,
+ * threads, user and pidfile stay as started. A configuration that does
+ * not load changes nothing. */
 static void reload(daemon_t *d)
 {
 	config_t cfg;
@@ -385,8 +404,11 @@ static void reload(daemon_t *d)
 		config_free(&cfg);
 		goto out;
 	}
-	if (!same_listeners(&cfg, &d->sc->cfg) || cfg.threads != d->sc->cfg.threads)
-		log_warn("reload: listener and thread changes take effect at the next start");
+	if (!same_listeners(&cfg, &d->sc->cfg))
+		log_warn("reload: listener changes take effect at the next start");
+	if (cfg.threads != d->sc->cfg.threads)
+		log_warn("reload: threads = %u needs a restart; still running %u",
+			 cfg.threads, d->nworkers);
 	fit_fd_limit(&cfg);
 	warn_loopback_only(&cfg);
 	sc = shared_config_new(&cfg);
@@ -420,12 +442,15 @@ static void watch_signals(daemon_t *d)
 	ev_signal_init(&d->sig_term, on_stop, SIGTERM);
 	ev_signal_init(&d->sig_int, on_stop, SIGINT);
 	ev_signal_init(&d->sig_usr1, on_usr1, SIGUSR1);
+	ev_signal_init(&d->sig_usr2, on_usr2, SIGUSR2);
 	ev_signal_init(&d->sig_hup, on_hup, SIGHUP);
 	d->sig_term.data = d->sig_int.data = d->sig_usr1.data = d->sig_hup.data = d;
+	d->sig_usr2.data = d;
 	ev_signal_start(d->loop, &d->sig_hup);
 	ev_signal_start(d->loop, &d->sig_term);
 	ev_signal_start(d->loop, &d->sig_int);
 	ev_signal_start(d->loop, &d->sig_usr1);
+	ev_signal_start(d->loop, &d->sig_usr2);
 }
 
 static void shutdown_daemon(daemon_t *d)
@@ -442,6 +467,7 @@ static void shutdown_daemon(daemon_t *d)
 	ev_signal_stop(d->loop, &d->sig_term);
 	ev_signal_stop(d->loop, &d->sig_int);
 	ev_signal_stop(d->loop, &d->sig_usr1);
+	ev_signal_stop(d->loop, &d->sig_usr2);
 	ev_timer_stop(d->loop, &d->drain);
 	pidfile_remove(d->pidfile);
 	d->pidfile = NULL;

@@ -45,10 +45,14 @@ typedef struct query {
 	size_t uplen;
 	ev_timer deadline;          /* the whole query: then SERVFAIL */
 	ev_timer attempt;           /* one upstream's turn: then resend */
+	ev_timer stale;             /* serve-stale: the client waits no longer */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
+	/* No client waits (it got a stale answer, or this is a prefetch):
+	 * the answer only refreshes the cache, a failure ends it quietly. */
+	int answered;
 	uint8_t inline_msg[QUERY_INLINE_MSG];  /* last: not cleared on reuse */
 } query_t;
 
@@ -65,6 +69,20 @@ struct query_env {
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
 
+static cache_limits_t cache_limits(const config_t *cfg)
+{
+	cache_limits_t lim = {
+		.max_bytes = cfg->cache_size,
+		.min_ttl = cfg->cache_min_ttl,
+		.max_ttl = cfg->cache_max_ttl,
+		.max_negative_ttl = cfg->cache_max_negative_ttl,
+		.stale_max_age = cfg->serve_stale ? cfg->stale_max_age : 0,
+		.prefetch = cfg->prefetch,
+	};
+
+	return lim;
+}
+
 query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 			      upstream_set_t *upstreams)
 {
@@ -73,7 +91,9 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->loop = loop;
 	env->cfg = cfg;
 	env->ups = upstreams;
-	env->cache = cache_create(cfg->cache_size, cfg->cache_max_ttl);
+	cache_limits_t lim = cache_limits(cfg);
+
+	env->cache = cache_create(&lim);
 	TAILQ_INIT(&env->open);
 	TAILQ_INIT(&env->spare);
 	return env;
@@ -108,6 +128,7 @@ static void query_free(query_t *qr)
 
 	ev_timer_stop(env->loop, &qr->deadline);
 	ev_timer_stop(env->loop, &qr->attempt);
+	ev_timer_stop(env->loop, &qr->stale);
 	if (qr->ups)
 		upstream_cancel(qr->ups, &qr->ureq);
 	TAILQ_REMOVE(&env->open, qr, link);
@@ -144,13 +165,22 @@ static void send_error(query_env_t *env, const query_client_t *client,
 		client->reply(client->owner, addr, addrlen, env->out, n);
 }
 
+static int answer_stale(query_t *qr);
+
+/* No answer from upstream: a stale one when the cache has it (RFC 8767),
+ * else SERVFAIL; nothing when no client waits. */
 static void fail_query(query_t *qr, const char *why)
 {
 	char name[256];
 
 	if (log_get_level() >= LOG_LVL_DEBUG) {
 		dnsmsg_query_name(&qr->q, name, sizeof(name));
-		log_debug("query %s type %u: SERVFAIL (%s)", name, qr->q.qtype, why);
+		log_debug("query %s type %u: %s (%s)", name, qr->q.qtype,
+			  qr->answered ? "refresh failed" : "SERVFAIL", why);
+	}
+	if (qr->answered || answer_stale(qr)) {
+		query_free(qr);
+		return;
 	}
 	qr->env->stats.servfail++;
 	send_error(qr->env, &qr->client, &qr->addr, qr->addrlen, &qr->q,
@@ -168,27 +198,46 @@ static void record_latency(query_stats_t *st, double secs)
 	st->latency_sum += secs;
 }
 
-/* An answer (from upstream or cache, `age` seconds old) rebuilt for the
- * client, counted and sent. Returns 0, sending nothing, when the answer
- * cannot be read. */
+/* An answer (from upstream or cache, `age` seconds old; stale: past its
+ * TTL, RFC 8767) rebuilt for the client, counted and sent. Returns 0,
+ * sending nothing, when the answer cannot be read. */
 static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		       const query_client_t *client,
 		       const struct sockaddr_storage *addr, socklen_t addrlen,
-		       const uint8_t *msg, size_t len, uint32_t age, double secs)
+		       const uint8_t *msg, size_t len, uint32_t age, int stale,
+		       double secs)
 {
-	size_t n = dnsmsg_build_client_answer(msg, len, q,
-					      client->udp ? q->udp_max : 0,
-					      env->out, sizeof(env->out));
+	size_t max = client->udp ? q->udp_max : 0;
+	size_t n = stale ?
+		dnsmsg_build_stale_answer(msg, len, q, max, env->cfg->stale_ttl,
+					  env->out, sizeof(env->out)) :
+		dnsmsg_build_client_answer(msg, len, q, max, env->out,
+					   sizeof(env->out));
 
 	if (n == 0)
 		return 0;
-	dnsmsg_age_ttls(env->out, n, age);
+	if (stale)
+		env->stats.stale_answers++;
+	else
+		dnsmsg_age_ttls(env->out, n, age);
 	if (client->udp && n < len && dnsmsg_truncated(env->out))
 		env->stats.truncated++;
 	env->stats.answered++;
 	record_latency(&env->stats, secs);
 	client->reply(client->owner, addr, addrlen, env->out, n);
 	return 1;
+}
+
+/* The upstream's answer (env->plain, n bytes; 0: unreadable) into the
+ * cache, unless it came from a set a reload replaced: a reload that
+ * changes the upstreams empties the cache, and their last answers must
+ * not creep back in. */
+static void store(query_t *qr, size_t n)
+{
+	query_env_t *env = qr->env;
+
+	if (n && qr->ups == env->ups)
+		cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
 }
 
 /* The answer is kept and rebuilt for each client without the upstream's
@@ -199,17 +248,29 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	query_env_t *env = qr->env;
 	size_t n = dnsmsg_strip_answer(msg, len, env->plain, sizeof(env->plain));
 
+	if (qr->answered) {
+		store(qr, n);
+		query_free(qr);
+		return;
+	}
+	/* RFC 8767: a stale answer beats the upstream's SERVFAIL. */
+	if (n && dnsmsg_rcode(env->plain) == DNSMSG_RCODE_SERVFAIL &&
+	    answer_stale(qr)) {
+		query_free(qr);
+		return;
+	}
 	if (n == 0 ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
-			 env->plain, n, 0, ev_now(env->loop) - qr->started)) {
+			 env->plain, n, 0, 0, ev_now(env->loop) - qr->started)) {
 		fail_query(qr, "unreadable answer");
 		return;
 	}
-	cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
+	store(qr, n);
 	query_free(qr);
 }
 
-static void dispatch(query_t *qr)
+/* Send (or resend) the query: 0, or -1 when it failed and has ended. */
+static int dispatch(query_t *qr)
 {
 	query_env_t *env = qr->env;
 	int rc;
@@ -220,11 +281,12 @@ static void dispatch(query_t *qr)
 	if (rc < 0) {
 		fail_query(qr, rc == -ENOBUFS ? "too many queries waiting"
 					      : "no upstream connection can take it");
-		return;
+		return -1;
 	}
 	ev_timer_stop(env->loop, &qr->attempt);
 	ev_timer_set(&qr->attempt, env->cfg->attempt_timeout_ms / 1000.0, 0.);
 	ev_timer_start(env->loop, &qr->attempt);
+	return 0;
 }
 
 /* A failed attempt: once more, elsewhere when there is an elsewhere. A
@@ -275,21 +337,82 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	fail_query(qr, "deadline passed");
 }
 
-/* A fresh cached answer, aged, straight back to the client: 1, or 0 on a
- * miss. */
-static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
-			     const query_client_t *client,
-			     const struct sockaddr_storage *addr, socklen_t addrlen)
+/* What the cache has for a query already open, fresh (another query
+ * refreshed it meanwhile) or stale, to its client, who then waits no
+ * more: 1, or 0 when the cache has nothing. */
+static int answer_stale(query_t *qr)
 {
-	const uint8_t *msg;
-	size_t len;
-	uint32_t age;
+	query_env_t *env = qr->env;
+	double now = ev_now(env->loop);
+	cache_hit_t hit;
+	cache_state_t st = cache_lookup(env->cache, &qr->q, now, &hit);
 
-	if (!cache_lookup(env->cache, q, ev_now(env->loop), &msg, &len, &age) ||
-	    !send_answer(env, q, client, addr, addrlen, msg, len, age, 0))
+	if (st == CACHE_MISS ||
+	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
+			 hit.msg, hit.len, hit.age, st == CACHE_STALE,
+			 now - qr->started))
 		return 0;
-	env->stats.cache_hits++;
+	if (st == CACHE_FRESH)
+		env->stats.cache_hits++;
+	qr->answered = 1;
+	if (qr->client.release)
+		qr->client.release(qr->client.owner);
+	qr->client.release = NULL;
 	return 1;
+}
+
+/* stale-answer-timeout has passed without an answer: the stale one now;
+ * the query goes on to refresh the cache with the upstream's. */
+static void on_stale_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	query_t *qr = w->data;
+
+	(void)loop;
+	(void)revents;
+	answer_stale(qr);
+}
+
+static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
+			    const uint8_t *msg, size_t len,
+			    const query_client_t *client,
+			    const struct sockaddr_storage *addr,
+			    socklen_t addrlen, int stale);
+
+/* The cache's part of a new query: 1 when the client has its answer (a
+ * fresh one, with a refresh sent behind it in the prefetch window; or a
+ * stale one when no upstream can be reached), else 0 and *stale set when
+ * a stale answer waits for the upstream to fail or be slow. */
+static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
+			     const uint8_t *msg, size_t len,
+			     const query_client_t *client,
+			     const struct sockaddr_storage *addr, socklen_t addrlen,
+			     int *stale)
+{
+	double now = ev_now(env->loop);
+	cache_hit_t hit;
+
+	switch (cache_lookup(env->cache, q, now, &hit)) {
+	case CACHE_FRESH:
+		if (!send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
+				 hit.age, 0, 0))
+			return 0;
+		env->stats.cache_hits++;
+		/* After the answer: a refresh never delays the hit. */
+		if (hit.refresh && start_query(env, q, msg, len, NULL, NULL, 0, 0))
+			env->stats.prefetches++;
+		return 1;
+	case CACHE_STALE:
+		*stale = 1;
+		/* Every upstream failed and backs off: a query now would only
+		 * try the one that failed last. No wait, no query: once a
+		 * backoff ends, the next query for the name tries again. */
+		return upstream_set_all_down(env->ups, now) &&
+		       send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
+				   0, 1, 0);
+	case CACHE_MISS:
+	default:
+		return 0;
+	}
 }
 
 /* Build the upstream message; returns 0 or -1 (FORMERR material). */
@@ -333,7 +456,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		  const struct sockaddr_storage *addr, socklen_t addrlen)
 {
 	dnsmsg_query_t q;
-	query_t *qr;
+	int stale = 0;
 
 	env->stats.received++;
 	if (!acl_allows(env->cfg->allow, addr)) {
@@ -357,22 +480,42 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 			   DNSMSG_RCODE_NOTIMP);
 		return;
 	}
-	if (answer_from_cache(env, &q, client, addr, addrlen))
+	if (answer_from_cache(env, &q, msg, len, client, addr, addrlen, &stale))
 		return;
-	qr = get_query(env);
+	start_query(env, &q, msg, len, client, addr, addrlen, stale);
+}
+
+/* An open query for q, sent upstream; client NULL: a refresh nobody
+ * waits for. stale: the cache holds a stale answer for the client after
+ * stale-answer-timeout. Returns the query, or NULL when it could not be
+ * built (FORMERR sent) or sent (ended at once). */
+static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
+			    const uint8_t *msg, size_t len,
+			    const query_client_t *client,
+			    const struct sockaddr_storage *addr,
+			    socklen_t addrlen, int stale)
+{
+	query_t *qr = get_query(env);
+
 	memset(qr, 0, offsetof(query_t, inline_msg));
 	qr->env = env;
 	qr->started = ev_now(env->loop);
-	qr->q = q;
-	qr->client = *client;
-	memcpy(&qr->addr, addr, addrlen);
-	qr->addrlen = addrlen;
+	qr->q = *q;
+	if (client) {
+		qr->client = *client;
+		memcpy(&qr->addr, addr, addrlen);
+		qr->addrlen = addrlen;
+	} else {
+		qr->answered = 1;
+	}
 	if (build_upstream(qr, msg, len) < 0) {
-		env->stats.formerr++;
-		send_error(env, client, addr, addrlen, &q, msg, len,
-			   DNSMSG_RCODE_FORMERR);
+		if (client) {
+			env->stats.formerr++;
+			send_error(env, client, addr, addrlen, q, msg, len,
+				   DNSMSG_RCODE_FORMERR);
+		}
 		put_query(env, qr);
-		return;
+		return NULL;
 	}
 	qr->ureq.req.question = qr->q.question;
 	qr->ureq.req.question_len = qr->q.question_len;
@@ -380,7 +523,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	qr->ureq.req.on_failed = on_failed;
 	TAILQ_INSERT_HEAD(&env->open, qr, link);
 	env->nopen++;
-	if (client->hold)
+	if (client && client->hold)
 		client->hold(client->owner);
 	ev_timer_init(&qr->deadline, on_deadline,
 		      env->cfg->query_timeout_ms / 1000.0, 0.);
@@ -388,7 +531,13 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	ev_timer_start(env->loop, &qr->deadline);
 	ev_init(&qr->attempt, on_attempt_timeout);
 	qr->attempt.data = qr;
-	dispatch(qr);
+	ev_timer_init(&qr->stale, on_stale_timeout,
+		      env->cfg->stale_answer_timeout_ms / 1000.0, 0.);
+	qr->stale.data = qr;
+	if (stale && client)
+		ev_timer_start(env->loop, &qr->stale);
+	/* Last: a send that fails at once ends the query. */
+	return dispatch(qr) < 0 ? NULL : qr;
 }
 
 void query_drop(query_env_t *env)
@@ -400,6 +549,18 @@ void query_drop(query_env_t *env)
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 {
 	env->ups = ups;
+}
+
+void query_env_reconfigure(query_env_t *env)
+{
+	cache_limits_t lim = cache_limits(env->cfg);
+
+	cache_set_limits(env->cache, &lim, ev_now(env->loop));
+}
+
+size_t query_env_flush_cache(query_env_t *env)
+{
+	return cache_flush(env->cache);
 }
 
 size_t query_inflight(const query_env_t *env)
@@ -423,6 +584,8 @@ void query_stats_add(query_stats_t *to, const query_stats_t *from)
 	to->truncated += from->truncated;
 	to->resent += from->resent;
 	to->cache_hits += from->cache_hits;
+	to->stale_answers += from->stale_answers;
+	to->prefetches += from->prefetches;
 	to->refused += from->refused;
 	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++)
 		to->latency[i] += from->latency[i];

@@ -43,6 +43,10 @@ typedef struct {
 	unsigned long truncated;
 	unsigned long resent;
 	unsigned long cache_hits;  /* answered from the cache (in answered) */
+	/* Expired answers given out (RFC 8767; in answered): the upstream
+	 * was down, slow, or said SERVFAIL. */
+	unsigned long stale_answers;
+	unsigned long prefetches;  /* refreshes sent for popular answers */
 	/* From sources not in the allow list: REFUSED, or no reply when the
 	 * message has no readable header (or QR=1). */
 	unsigned long refused;
@@ -70,6 +74,13 @@ void query_drop(query_env_t *env);
 /* New queries (and resends) go to ups from now on (configuration
  * reload); queries on the old set finish there. */
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
+
+/* The configuration the environment reads changed in place (reload):
+ * the cache keeps its answers under the new limits (a smaller size
+ * evicts at once). */
+void query_env_reconfigure(query_env_t *env);
+/* Drop every cached answer; returns how many there were. */
+size_t query_env_flush_cache(query_env_t *env);
 
 size_t query_inflight(const query_env_t *env);
 const query_stats_t *query_stats(const query_env_t *env);
