@@ -406,7 +406,7 @@ static void reload(daemon_t *d)
 	}
 	if (!same_listeners(&cfg, &d->sc->cfg))
 		log_warn("reload: listener changes take effect at the next start");
-	if (cfg.threads != d->sc->cfg.threads)
+	if ((cfg.threads ? cfg.threads : 1) != d->nworkers)
 		log_warn("reload: threads = %u needs a restart; still running %u",
 			 cfg.threads, d->nworkers);
 	fit_fd_limit(&cfg);

@@ -12,6 +12,7 @@
  * would not send. --priority replaces the TLS priority string (e.g. to
  * offer only SHA-1 signatures).
  *                 [--ttl N] [--answer-edns] [--dump FILE]
+ *                 [--delay-after K] [--delayed-ttl N]
  *
  * It listens on 127.0.0.1:P only, speaks TLS 1.3/1.2 (ALPN "dot", session
  * tickets on), reads RFC 7858 length-framed queries and answers every query
@@ -20,7 +21,11 @@
  * MODE says otherwise:
  *
  *   normal          answer at once
- *   delay           answer after --delay-ms, without blocking anyone else
+ *   delay           answer after --delay-ms, without blocking anyone else;
+ *                   with --delay-after K the first K queries (of all
+ *                   connections) are answered at once, and --delayed-ttl N
+ *                   gives the delayed answers TTL N (an upstream that turns
+ *                   slow, and whose late answer can be told apart)
  *   reorder         answers go out in reverse order of arrival, in batches
  *                   of up to 4 (a partial batch after 50 ms)
  *   close-after     after --close-after K answers on a connection: TLS
@@ -125,8 +130,10 @@ struct options {
 	const char *priority;           /* NULL: PRIORITY */
 	int exact_chain;                /* send --cert's certificates as they are */
 	enum mode mode;
-	unsigned delay_ms, close_after;
+	unsigned delay_ms, close_after, delay_after;
 	uint32_t ttl;
+	uint32_t delayed_ttl;           /* delay mode, after --delay-after */
+	int has_delayed_ttl;
 	int answer_edns;
 };
 
@@ -232,6 +239,7 @@ static void usage(void)
 	      "                     [--delay-ms N] [--close-after K] [--stats FILE]\n"
 	      "                     [--exact-chain] [--priority STRING]\n"
 	      "                     [--ttl N] [--answer-edns] [--dump FILE]\n"
+	      "                     [--delay-after K] [--delayed-ttl N]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
 	      "       wrong-id wrong-question silent garbage\n", stderr);
 	exit(2);
@@ -276,6 +284,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "ttl", required_argument, NULL, 't' },
 		{ "answer-edns", no_argument, NULL, 'e' },
 		{ "dump", required_argument, NULL, 'D' },
+		{ "delay-after", required_argument, NULL, 'A' },
+		{ "delayed-ttl", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -297,6 +307,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 't': o->ttl = parse_uint(optarg, 0xffffffffu, "ttl"); break;
 		case 'e': o->answer_edns = 1; break;
 		case 'D': o->dump = optarg; break;
+		case 'A': o->delay_after = parse_uint(optarg, 1000000, "count"); break;
+		case 'T':
+			o->delayed_ttl = parse_uint(optarg, 0xffffffffu, "ttl");
+			o->has_delayed_ttl = 1;
+			break;
 		default: usage();
 		}
 	}
@@ -654,9 +669,14 @@ static void handle_query(struct server *srv, struct conn *c,
 			 const uint8_t *msg, size_t len)
 {
 	uint8_t ans[ANSWER_MAX];
+	struct options opt = srv->opt;
 	size_t n;
+	int late;
 
 	srv->count.queries++;
+	late = opt.mode == M_DELAY && srv->count.queries > opt.delay_after;
+	if (late && opt.has_delayed_ttl)
+		opt.ttl = opt.delayed_ttl;
 	dump_query(&srv->opt, msg, len);
 	srv->count_changed = 1;
 	c->queries++;
@@ -666,14 +686,19 @@ static void handle_query(struct server *srv, struct conn *c,
 		answer_garbage(srv, c);
 		return;
 	}
-	n = build_answer(&srv->opt, msg, len, ans);
+	n = build_answer(&opt, msg, len, ans);
 	if (!n) {
 		fprintf(stderr, "fake_upstream: a %zu-byte query without a usable question, not answered\n", len);
 		return;
 	}
 	switch (srv->opt.mode) {
 	case M_DELAY:
-		hold(c, ans, n, now_ms() + srv->opt.delay_ms);
+		if (late) {
+			hold(c, ans, n, now_ms() + srv->opt.delay_ms);
+		} else {
+			emit(srv, c, ans, n);
+			send_unit(c);
+		}
 		break;
 	case M_REORDER:
 		batch_add(srv, c, ans, n, REORDER_BATCH, 1);
