@@ -12,7 +12,7 @@
  * would not send. --priority replaces the TLS priority string (e.g. to
  * offer only SHA-1 signatures).
  *                 [--ttl N] [--answer-edns] [--dump FILE]
- *                 [--delay-after K] [--delayed-ttl N]
+ *                 [--delay-after K] [--delayed-ttl N] [--delayed-rcode N]
  *
  * It listens on 127.0.0.1:P only, speaks TLS 1.3/1.2 (ALPN "dot", session
  * tickets on), reads RFC 7858 length-framed queries and answers every query
@@ -25,7 +25,9 @@
  *                   with --delay-after K the first K queries (of all
  *                   connections) are answered at once, and --delayed-ttl N
  *                   gives the delayed answers TTL N (an upstream that turns
- *                   slow, and whose late answer can be told apart)
+ *                   slow, and whose late answer can be told apart), and
+ *                   --delayed-rcode N the RCODE N and no record (2: an
+ *                   upstream that turns to SERVFAIL; --delay-ms 0: at once)
  *   reorder         answers go out in reverse order of arrival, in batches
  *                   of up to 4 (a partial batch after 50 ms)
  *   close-after     after --close-after K answers on a connection: TLS
@@ -134,6 +136,7 @@ struct options {
 	uint32_t ttl;
 	uint32_t delayed_ttl;           /* delay mode, after --delay-after */
 	int has_delayed_ttl;
+	int delayed_rcode;              /* -1: as the others */
 	int answer_edns;
 };
 
@@ -239,7 +242,7 @@ static void usage(void)
 	      "                     [--delay-ms N] [--close-after K] [--stats FILE]\n"
 	      "                     [--exact-chain] [--priority STRING]\n"
 	      "                     [--ttl N] [--answer-edns] [--dump FILE]\n"
-	      "                     [--delay-after K] [--delayed-ttl N]\n"
+	      "                     [--delay-after K] [--delayed-ttl N] [--delayed-rcode N]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
 	      "       wrong-id wrong-question silent garbage\n", stderr);
 	exit(2);
@@ -286,6 +289,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "dump", required_argument, NULL, 'D' },
 		{ "delay-after", required_argument, NULL, 'A' },
 		{ "delayed-ttl", required_argument, NULL, 'T' },
+		{ "delayed-rcode", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -293,6 +297,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->close_after = 1;
 	o->ttl = 60;
+	o->delayed_rcode = -1;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': o->port = (int)parse_uint(optarg, 65535, "port"); break;
@@ -312,6 +317,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->delayed_ttl = parse_uint(optarg, 0xffffffffu, "ttl");
 			o->has_delayed_ttl = 1;
 			break;
+		case 'R': o->delayed_rcode = (int)parse_uint(optarg, 15, "rcode"); break;
 		default: usage();
 		}
 	}
@@ -416,10 +422,12 @@ static size_t build_answer(const struct options *o, const uint8_t *q,
 	if (!ql || 2 + DNS_HEADER_LEN + ql + sizeof(A_RECORD) +
 		   sizeof(ANSWER_OPT) > ANSWER_MAX)
 		return 0;
-	is_a = get16(q + DNS_HEADER_LEN + ql - 4) == 1;
+	is_a = get16(q + DNS_HEADER_LEN + ql - 4) == 1 && o->delayed_rcode < 0;
 	put16(m, mode == M_WRONG_ID ? (get16(q) + 1) & 0xffff : get16(q));
 	m[2] = 0x80 | (q[2] & 0x79);    /* QR, the query's opcode and RD */
 	m[3] = 0x80;                    /* RA, NOERROR */
+	if (o->delayed_rcode >= 0)
+		m[3] |= (uint8_t)o->delayed_rcode;
 	put16(m + 4, 1);
 	put16(m + 6, is_a ? 1 : 0);
 	put16(m + 8, 0);
@@ -677,6 +685,8 @@ static void handle_query(struct server *srv, struct conn *c,
 	late = opt.mode == M_DELAY && srv->count.queries > opt.delay_after;
 	if (late && opt.has_delayed_ttl)
 		opt.ttl = opt.delayed_ttl;
+	if (!late)
+		opt.delayed_rcode = -1;
 	dump_query(&srv->opt, msg, len);
 	srv->count_changed = 1;
 	c->queries++;
