@@ -6,6 +6,7 @@
 #include <ares_dns.h>
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dotstub/cache.h"
@@ -543,6 +544,66 @@ START_TEST(test_set_limits_and_flush)
 }
 END_TEST
 
+/* Many random stores, resizes and flushes over a small cache: the byte
+ * bound always holds, and whenever a fresh answer was evicted, no stale
+ * one is left (stale ones go first: a broken expiry heap fails this). */
+START_TEST(test_random_operations)
+{
+	cache_limits_t lim = limits(3000, 20, 1);
+	cache_t *c = cache_create(&lim);
+	dnsmsg_query_t q[50];
+	double expires[50];   /* of the answer stored last; < 0: none */
+	cache_state_t st[50];
+	cache_hit_t h;
+	uint8_t m[512];
+	char name[64];
+	unsigned seed = 12345;
+	double now = 0;
+
+	for (int i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "r%d.example.test", i);
+		make_query(m, name, 0, &q[i]);
+		expires[i] = -1;
+	}
+	for (int op = 0; op < 5000; op++) {
+		unsigned r = (unsigned)rand_r(&seed);
+		int i = (int)(r % 50), fresh_lost = 0, stale_left = 0;
+		uint32_t ttl = (r >> 20) % 30;
+		now += (r >> 8) % 4 * 0.25;
+		switch ((r >> 16) % 8) {
+		case 0:
+			lim.max_bytes = 1000 + (r >> 20) % 4000;
+			cache_set_limits(c, &lim, now);
+			break;
+		case 1:
+			if ((r >> 20) % 8 == 0) {
+				cache_flush(c);
+				for (int k = 0; k < 50; k++)
+					expires[k] = -1;
+			}
+			break;
+		default:
+			snprintf(name, sizeof(name), "r%d.example.test", i);
+			put_name(c, name, ttl, now, &q[i]);
+			if (ttl > 0)
+				expires[i] = now + ttl;
+			break;
+		}
+		ck_assert_uint_le(cache_stats(c)->bytes, lim.max_bytes);
+		for (int k = 0; k < 50; k++) {
+			st[k] = cache_lookup(c, &q[k], now, &h);
+			fresh_lost |= st[k] == CACHE_MISS && expires[k] > now;
+			stale_left |= st[k] == CACHE_STALE;
+			if (st[k] == CACHE_MISS)
+				expires[k] = -1;
+		}
+		ck_assert_msg(!(fresh_lost && stale_left),
+			      "op %d: a fresh answer evicted before a stale one", op);
+	}
+	cache_destroy(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -562,6 +623,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_prefetch_window);
 	tcase_add_test(tc, test_ttl_clamps);
 	tcase_add_test(tc, test_set_limits_and_flush);
+	tcase_add_test(tc, test_random_operations);
 	suite_add_tcase(s, tc);
 	return s;
 }
