@@ -169,19 +169,29 @@ static int answer_stale(query_t *qr);
 
 /* No answer from upstream: a stale one when the cache has it (RFC 8767),
  * else SERVFAIL; nothing when no client waits. */
-static void fail_query(query_t *qr, const char *why)
+static void log_failure(const query_t *qr, const char *what, const char *why)
 {
 	char name[256];
 
 	if (log_get_level() >= LOG_LVL_DEBUG) {
 		dnsmsg_query_name(&qr->q, name, sizeof(name));
-		log_debug("query %s type %u: %s (%s)", name, qr->q.qtype,
-			  qr->answered ? "refresh failed" : "SERVFAIL", why);
+		log_debug("query %s type %u: %s (%s)", name, qr->q.qtype, what, why);
 	}
-	if (qr->answered || answer_stale(qr)) {
+}
+
+static void fail_query(query_t *qr, const char *why)
+{
+	if (qr->answered) {
+		log_failure(qr, "refresh failed", why);
 		query_free(qr);
 		return;
 	}
+	if (answer_stale(qr)) {
+		log_failure(qr, "answered from the cache", why);
+		query_free(qr);
+		return;
+	}
+	log_failure(qr, "SERVFAIL", why);
 	qr->env->stats.servfail++;
 	send_error(qr->env, &qr->client, &qr->addr, qr->addrlen, &qr->q,
 		   qr->upmsg, qr->uplen, DNSMSG_RCODE_SERVFAIL);
@@ -403,12 +413,16 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 		return 1;
 	case CACHE_STALE:
 		*stale = 1;
-		/* Every upstream failed and backs off: a query now would only
-		 * try the one that failed last. No wait, no query: once a
-		 * backoff ends, the next query for the name tries again. */
-		return upstream_set_all_down(env->ups, now) &&
-		       send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
-				   0, 1, 0);
+		/* Every upstream failed and backs off: the wait would end in a
+		 * failure, the client gets the stale answer now. The query
+		 * still goes upstream, nobody waiting for it: the first
+		 * upstream back refreshes the answer. */
+		if (!upstream_set_all_down(env->ups, now) ||
+		    !send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
+				 0, 1, 0))
+			return 0;
+		start_query(env, q, msg, len, NULL, NULL, 0, 0);
+		return 1;
 	case CACHE_MISS:
 	default:
 		return 0;
