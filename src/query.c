@@ -167,8 +167,6 @@ static void send_error(query_env_t *env, const query_client_t *client,
 
 static int answer_stale(query_t *qr);
 
-/* No answer from upstream: a stale one when the cache has it (RFC 8767),
- * else SERVFAIL; nothing when no client waits. */
 static void log_failure(const query_t *qr, const char *what, const char *why)
 {
 	char name[256];
@@ -179,6 +177,8 @@ static void log_failure(const query_t *qr, const char *what, const char *why)
 	}
 }
 
+/* No answer from upstream: a stale one when the cache has it (RFC 8767),
+ * else SERVFAIL; nothing when no client waits. */
 static void fail_query(query_t *qr, const char *why)
 {
 	if (qr->answered) {
