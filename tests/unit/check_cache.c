@@ -315,6 +315,15 @@ START_TEST(test_stale_retention_and_max_age)
 	put_name(c, "www.example.test", 60, 262.0, &q);
 	ck_assert_int_eq(cache_lookup(c, &q, 263.0, &h), CACHE_FRESH);
 	ck_assert_uint_eq(cache_stats(c)->entries, 1);
+	/* A negative answer goes stale the same way. */
+	uint8_t m[512], a[512];
+	dnsmsg_query_t nx;
+	size_t n = make_query(m, "nx.example.test", 0, &nx);
+	cache_store(c, &nx, a, make_answer(a, m, n, 3, 3600, 60), 300.0);
+	ck_assert_int_eq(cache_lookup(c, &nx, 359.0, &h), CACHE_FRESH);
+	ck_assert_int_eq(cache_lookup(c, &nx, 360.0, &h), CACHE_STALE);
+	ck_assert_int_eq(dnsmsg_rcode(h.msg), 3);
+	ck_assert_int_eq(cache_lookup(c, &nx, 460.0, &h), CACHE_MISS);
 	cache_destroy(c);
 
 	lim.stale_max_age = 0;
