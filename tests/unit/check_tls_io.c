@@ -23,96 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dotstub/tls.h"
-#include "dotstub/xmalloc.h"
 
 #include "check_main.h"
+#include "tls_fixture.h"
 
-#define AUTH_NAME "cloudflare-dns.com"
+#define AUTH_NAME FIXTURE_AUTH_NAME
 #define MAX_RECORD 16384 /* TLS plaintext limit: one gnutls_record_send */
-
-/* ---- growable byte buffer ---------------------------------------------- */
-
-struct bytes {
-	uint8_t *data;
-	size_t len, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *data, size_t len)
-{
-	if (len == 0)
-		return;  /* data may be NULL; memcpy must not see it */
-	if (b->len + len > b->cap) {
-		b->cap = (b->len + len) * 2;
-		b->data = xrealloc(b->data, b->cap);
-	}
-	memcpy(b->data + b->len, data, len);
-	b->len += len;
-}
-
-static void bytes_free(struct bytes *b)
-{
-	free(b->data);
-	*b = (struct bytes){ NULL, 0, 0 };
-}
-
-static void gnutls_ok(int rc, const char *what)
-{
-	ck_assert_msg(rc >= 0, "%s: %s", what, gnutls_strerror(rc));
-}
-
-/* ---- credentials, made at test time ------------------------------------ */
-
-/* A self-signed CA-style certificate for AUTH_NAME: the client trusts it as
- * its only anchor, and the server presents it as its whole chain. */
-static void make_cert(gnutls_x509_privkey_t *key, gnutls_x509_crt_t *crt)
-{
-	static const unsigned char serial[] = { 0x01, 0x23, 0x45, 0x67 };
-	time_t now = time(NULL);
-
-	gnutls_ok(gnutls_x509_privkey_init(key), "privkey_init");
-	gnutls_ok(gnutls_x509_privkey_generate(*key, GNUTLS_PK_ECDSA,
-		GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), "privkey_generate");
-	gnutls_ok(gnutls_x509_crt_init(crt), "crt_init");
-	gnutls_ok(gnutls_x509_crt_set_version(*crt, 3), "set_version");
-	gnutls_ok(gnutls_x509_crt_set_serial(*crt, serial, sizeof(serial)), "set_serial");
-	gnutls_ok(gnutls_x509_crt_set_activation_time(*crt, now - 3600), "set_activation");
-	gnutls_ok(gnutls_x509_crt_set_expiration_time(*crt, now + 86400), "set_expiration");
-	gnutls_ok(gnutls_x509_crt_set_dn_by_oid(*crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-		AUTH_NAME, strlen(AUTH_NAME)), "set_dn");
-	gnutls_ok(gnutls_x509_crt_set_subject_alt_name(*crt, GNUTLS_SAN_DNSNAME,
-		AUTH_NAME, strlen(AUTH_NAME), GNUTLS_FSAN_SET), "set_san");
-	gnutls_ok(gnutls_x509_crt_set_basic_constraints(*crt, 1, -1), "set_ca");
-	gnutls_ok(gnutls_x509_crt_set_key_usage(*crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
-		GNUTLS_KEY_KEY_CERT_SIGN), "set_key_usage");
-	gnutls_ok(gnutls_x509_crt_set_key(*crt, *key), "set_key");
-	gnutls_ok(gnutls_x509_crt_sign2(*crt, *crt, *key, GNUTLS_DIG_SHA256, 0), "sign");
-}
-
-/* The client context reads its anchors from a file: write the certificate
- * to a temporary one, load it, and remove it at once. */
-static tls_ctx_t *client_ctx_trusting(gnutls_x509_crt_t crt)
-{
-	char path[] = "/tmp/check_tls_io_XXXXXX";
-	char err[256] = "";
-	gnutls_datum_t pem = { NULL, 0 };
-	tls_ctx_t *ctx;
-	int fd;
-
-	gnutls_ok(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem), "export");
-	fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write(fd, pem.data, pem.size), (ssize_t)pem.size);
-	close(fd);
-	gnutls_free(pem.data);
-	ctx = tls_ctx_create(path, err, sizeof(err));
-	unlink(path);
-	ck_assert_msg(ctx != NULL, "tls_ctx_create: %s", err);
-	return ctx;
-}
 
 /* ---- the server: reads the socket, writes into memory ------------------ */
 
@@ -145,24 +64,12 @@ static ssize_t server_push(gnutls_transport_ptr_t ptr, const void *data, size_t 
 static void server_open(struct server *srv, int fd, gnutls_x509_crt_t crt,
 			gnutls_x509_privkey_t key, int tickets)
 {
-	static const gnutls_datum_t alpn = { (unsigned char *)"dot", 3 };
-
 	*srv = (struct server){ .fd = fd };
 	gnutls_ok(gnutls_certificate_allocate_credentials(&srv->cred), "server cred");
 	gnutls_ok(gnutls_certificate_set_x509_key(srv->cred, &crt, 1, key), "server key");
-	gnutls_ok(gnutls_init(&srv->s, GNUTLS_SERVER | GNUTLS_NONBLOCK), "server init");
-	gnutls_ok(gnutls_priority_set_direct(srv->s,
-		"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", NULL), "server priority");
-	gnutls_ok(gnutls_credentials_set(srv->s, GNUTLS_CRD_CERTIFICATE, srv->cred),
-		  "server credentials");
-	gnutls_ok(gnutls_alpn_set_protocols(srv->s, &alpn, 1, 0), "server alpn");
-	/* Tickets make the server send NewSessionTicket records after the
-	 * handshake (and on demand, gnutls_session_ticket_send). */
-	if (tickets) {
+	if (tickets)
 		gnutls_ok(gnutls_session_ticket_key_generate(&srv->ticket_key), "ticket key");
-		gnutls_ok(gnutls_session_ticket_enable_server(srv->s, &srv->ticket_key),
-			  "tickets");
-	}
+	fixture_server_session(&srv->s, srv->cred, tickets ? &srv->ticket_key : NULL);
 	gnutls_transport_set_ptr(srv->s, srv);
 	gnutls_transport_set_pull_function(srv->s, server_pull);
 	gnutls_transport_set_push_function(srv->s, server_push);
@@ -244,11 +151,11 @@ static void pair_open(struct pair *p, int tickets)
 	char err[256] = "";
 	int sv[2];
 
-	make_cert(&key, &crt);
+	fixture_make_cert(&key, &crt);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	ck_assert_int_eq(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
 	p->cli_fd = sv[0];
-	p->ctx = client_ctx_trusting(crt);
+	p->ctx = fixture_client_ctx(crt);
 	p->cli = tls_session_create(p->ctx, sv[0], &peer, err, sizeof(err));
 	ck_assert_msg(p->cli != NULL, "tls_session_create: %s", err);
 	server_open(&p->srv, sv[1], crt, key, tickets); /* copies crt and key */
