@@ -386,6 +386,16 @@ static void add_group_upstreams(config_t *cfg, const config_group_t *g)
 /* What is still unset falls back to the built-in defaults. Upstreams: the
  * command line's, else the file's groups, else the defaults (with the
  * command line's pins and anchors). */
+/* The zone table. Forward zones override local ones of the same name
+ * whatever the order they are added in. */
+static void build_zones(config_t *cfg)
+{
+	zones_destroy(cfg->zones);
+	cfg->zones = zones_create();
+	if (cfg->local_zones)
+		zones_add_local_defaults(cfg->zones);
+}
+
 static void finish(config_t *cfg)
 {
 	if (cfg->nlisten == 0)
@@ -408,6 +418,7 @@ static void finish(config_t *cfg)
 	cfg->probe.pins = cfg->cli.pins;
 	cfg->probe.npins = cfg->cli.npins;
 	cfg->probe.ca_file = cfg->cli.ca_file;
+	build_zones(cfg);
 }
 
 /* -c must be known before the other options, which override the file. */
@@ -497,12 +508,12 @@ void config_print(const config_t *cfg, FILE *out)
 		cfg->config_file ? " from " : "",
 		cfg->config_file ? cfg->config_file : "");
 	config_settings_print(cfg, out);
-	if (cfg->cli.nservers > 0) {
+	if (cfg->cli.nservers > 0)
 		print_group(&cfg->cli, out);
-		return;
-	}
-	for (size_t i = 0; i < cfg->ngroups; i++)
-		print_group(&cfg->groups[i], out);
+	else
+		for (size_t i = 0; i < cfg->ngroups; i++)
+			print_group(&cfg->groups[i], out);
+	zones_print(cfg->zones, out);
 }
 
 void config_usage(FILE *out)
@@ -547,6 +558,7 @@ int config_same_upstreams(const config_t *a, const config_t *b)
 
 void config_free(config_t *cfg)
 {
+	zones_destroy(cfg->zones);
 	free(cfg->listen);
 	acl_destroy(cfg->allow);
 	free(cfg->upstreams);

@@ -93,6 +93,11 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	  NULL, NULL, "client TCP connections at once" },
 	{ "threads", NULL, 0, SET_UINT, AT(threads), "1", 1, 64,
 	  NULL, NULL, "event loops, each with its own sockets" },
+	/* Asking the Internet about these names gets nothing useful and
+	 * tells the upstream the LAN's addresses (RFC 6303, RFC 6761). */
+	{ "local-zones", NULL, 0, SET_WORD, AT(local_zones), "yes", 0, 0, BOOLS,
+	  NULL, "answer localhost, invalid, onion, local, home.arpa and private "
+	  "reverse zones here, never upstream" },
 };
 
 const size_t CONFIG_NSETTINGS = sizeof(CONFIG_SETTINGS) / sizeof(CONFIG_SETTINGS[0]);

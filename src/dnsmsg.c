@@ -7,7 +7,14 @@
 
 #include "dotstub/dnsmsg.h"
 
+#define TYPE_A 1
+#define TYPE_NS 2
+#define TYPE_SOA 6
+#define TYPE_AAAA 28
 #define TYPE_OPT 41
+#define TYPE_ANY 255
+#define CLASS_IN 1
+#define CLASS_ANY 255
 #define OPT_ECS 8         /* RFC 7871 */
 #define OPT_EXPIRE 9      /* RFC 7314 */
 #define OPT_COOKIE 10     /* RFC 7873 */
@@ -263,19 +270,27 @@ dnsmsg_verdict_t dnsmsg_parse_query(const uint8_t *msg, size_t len,
 	return read_edns(msg, len, off, q);
 }
 
-void dnsmsg_query_name(const dnsmsg_query_t *q, char *buf, size_t cap)
+void dnsmsg_name_text(const uint8_t *name, size_t len, char *buf, size_t cap)
 {
-	char *name = NULL;
+	char *text = NULL;
 	long enclen = 0;
 
-	if (!q->has_question ||
-	    ares_expand_name(q->question, q->question,
-			     (int)q->question_len, &name, &enclen) != ARES_SUCCESS) {
+	if (len == 0 || len > DNSMSG_MAX ||
+	    ares_expand_name(name, name, (int)len, &text, &enclen) != ARES_SUCCESS) {
 		snprintf(buf, cap, "?");
 		return;
 	}
-	snprintf(buf, cap, "%s", name[0] ? name : ".");
-	ares_free_string(name);
+	snprintf(buf, cap, "%s", text[0] ? text : ".");
+	ares_free_string(text);
+}
+
+void dnsmsg_query_name(const dnsmsg_query_t *q, char *buf, size_t cap)
+{
+	if (!q->has_question) {
+		snprintf(buf, cap, "?");
+		return;
+	}
+	dnsmsg_name_text(q->question, q->question_len, buf, cap);
 }
 
 static void put_opt_header(struct out *o, uint16_t udp_size, uint32_t ttl,
@@ -426,11 +441,6 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 	return o.len;
 }
 
-static uint8_t fold_case(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + ('a' - 'A')) : c;
-}
-
 /* Label length bytes are below 64, so folding case byte by byte never
  * changes them: the folded wire form compares names label by label. The
  * last four bytes are QTYPE and QCLASS, numbers that are never folded
@@ -440,7 +450,7 @@ void dnsmsg_fold_question(const uint8_t *question, size_t len, uint8_t *out)
 	size_t name_len = len >= 4 ? len - 4 : 0;
 
 	for (size_t i = 0; i < name_len; i++)
-		out[i] = fold_case(question[i]);
+		out[i] = dnsmsg_fold_byte(question[i]);
 	memcpy(out + name_len, question + name_len, len - name_len);
 }
 
@@ -455,7 +465,7 @@ int dnsmsg_answer_matches(const uint8_t *ans, size_t len,
 		return 0;
 	name_len = question_len - 4;
 	for (size_t i = 0; i < name_len; i++)
-		if (fold_case(a[i]) != fold_case(question[i]))
+		if (dnsmsg_fold_byte(a[i]) != dnsmsg_fold_byte(question[i]))
 			return 0;
 	return memcmp(a + name_len, question + name_len, 4) == 0;
 }
@@ -643,8 +653,6 @@ int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len)
 	return -1;
 }
 
-#define TYPE_SOA 6
-
 /* Walk every record past the question: fn(rr) for each. -1 when the
  * message cannot be read. */
 static int each_rr(const uint8_t *m, size_t len,
@@ -795,4 +803,159 @@ size_t dnsmsg_build_stale_answer(const uint8_t *ans, size_t len,
 		return 0;
 	dnsmsg_clamp_ttls(out, n, ttl, ttl);
 	return q->edns ? add_ede(out, n, cap, DNSMSG_EDE_STALE_ANSWER) : n;
+}
+
+/* Local zones (RFC 6303 section 3): one TTL for every record, and the
+ * SOA's MINIMUM, the time clients keep a negative answer. */
+#define LOCAL_TTL 10800
+#define PTR_TO(off) (uint16_t)(0xc000 | (off))
+
+/* Owner (a compression pointer to `owner`), type, class IN, TTL, RDLENGTH. */
+static void put_rr_head(struct out *o, size_t owner, uint16_t type,
+			uint16_t rdlen)
+{
+	put16(o, PTR_TO(owner));
+	put16(o, type);
+	put16(o, CLASS_IN);
+	put32(o, LOCAL_TTL);
+	put16(o, rdlen);
+}
+
+/* "@ SOA @ nobody.invalid. 1 3600 1200 604800 10800" (RFC 6303 3). */
+static void put_local_soa(struct out *o, size_t apex)
+{
+	static const uint8_t rname[] = "\6nobody\7invalid";  /* + its 0 */
+
+	put_rr_head(o, apex, TYPE_SOA, (uint16_t)(2 + sizeof(rname) + 20));
+	put16(o, PTR_TO(apex));
+	put(o, rname, sizeof(rname));
+	put32(o, 1);
+	put32(o, 3600);
+	put32(o, 1200);
+	put32(o, 604800);
+	put32(o, LOCAL_TTL);
+}
+
+/* The records of `qtype` (every type for ANY) that the question's name
+ * has in a local zone; returns how many were written. */
+static unsigned put_local_records(struct out *o, uint16_t qtype,
+				  dnsmsg_local_t zone, size_t zone_at)
+{
+	static const uint8_t v4[4] = { 127, 0, 0, 1 };
+	static const uint8_t v6[16] = { [15] = 1 };
+	int any = qtype == TYPE_ANY, at_apex = zone_at == DNSMSG_HEADER_LEN;
+	unsigned n = 0;
+
+	if (zone == DNSMSG_LOCAL_LOOPBACK && (any || qtype == TYPE_A)) {
+		put_rr_head(o, DNSMSG_HEADER_LEN, TYPE_A, sizeof(v4));
+		put(o, v4, sizeof(v4));
+		n++;
+	}
+	if (zone == DNSMSG_LOCAL_LOOPBACK && (any || qtype == TYPE_AAAA)) {
+		put_rr_head(o, DNSMSG_HEADER_LEN, TYPE_AAAA, sizeof(v6));
+		put(o, v6, sizeof(v6));
+		n++;
+	}
+	if (at_apex && (any || qtype == TYPE_SOA)) {
+		put_local_soa(o, zone_at);
+		n++;
+	}
+	if (at_apex && (any || qtype == TYPE_NS)) {
+		put_rr_head(o, zone_at, TYPE_NS, 2);
+		put16(o, PTR_TO(zone_at));
+		n++;
+	}
+	return n;
+}
+
+/* 1 when `apex` is where a label of q's question name starts. */
+static int label_at(const dnsmsg_query_t *q, size_t apex)
+{
+	size_t p = 0, name_len = q->question_len >= 4 ? q->question_len - 4 : 0;
+
+	while (p < name_len && q->question[p] != 0) {
+		if (p == apex)
+			return 1;
+		p += (size_t)q->question[p] + 1;
+	}
+	return 0;
+}
+
+size_t dnsmsg_local_answer(const dnsmsg_query_t *q, dnsmsg_local_t zone,
+			   size_t apex, uint8_t *out, size_t cap)
+{
+	struct out o = { out, 0, cap, 0 };
+	uint8_t h[DNSMSG_HEADER_LEN] = { 0 };
+	size_t zone_at = DNSMSG_HEADER_LEN + apex;
+	int exists = zone == DNSMSG_LOCAL_LOOPBACK ||
+		     (zone == DNSMSG_LOCAL_EMPTY && apex == 0);
+	int rcode = exists ? DNSMSG_RCODE_NOERROR : DNSMSG_RCODE_NXDOMAIN;
+	unsigned an = 0, ns = 0;
+
+	if (!q->has_question || !label_at(q, apex))
+		return 0;
+	put(&o, h, sizeof(h));
+	put(&o, q->question, q->question_len);
+	if (q->qclass != CLASS_IN && q->qclass != CLASS_ANY)
+		rcode = DNSMSG_RCODE_REFUSED;   /* the zones are class IN */
+	else if (exists)
+		an = put_local_records(&o, q->qtype, zone, zone_at);
+	if (rcode != DNSMSG_RCODE_REFUSED && an == 0) {
+		put_local_soa(&o, zone_at);   /* NXDOMAIN or NODATA */
+		ns = 1;
+	}
+	if (q->edns)
+		put_opt_header(&o, DNSMSG_EDNS_UDP_SIZE, q->edns_do ? 0x8000 : 0, 0);
+	if (o.full)
+		return 0;
+	DNS_HEADER_SET_QID(out, q->id);
+	DNS_HEADER_SET_QR(out, 1);
+	DNS_HEADER_SET_AA(out, 1);
+	DNS_HEADER_SET_RD(out, q->rd);
+	DNS_HEADER_SET_RA(out, 1);
+	out[3] |= q->cd ? 0x10 : 0;   /* CD copied back (RFC 6840 5.9) */
+	DNS_HEADER_SET_RCODE(out, rcode);
+	DNS_HEADER_SET_QDCOUNT(out, 1);
+	DNS_HEADER_SET_ANCOUNT(out, an);
+	DNS_HEADER_SET_NSCOUNT(out, ns);
+	DNS_HEADER_SET_ARCOUNT(out, q->edns ? 1 : 0);
+	return o.len;
+}
+
+/* One label of text (up to a dot or the end) into o; the end of it, or
+ * NULL when it is empty, too long, or holds a byte names here may not. */
+static const char *put_text_label(struct out *o, const char *p)
+{
+	size_t n = 0;
+
+	while (p[n] && p[n] != '.') {
+		unsigned char c = (unsigned char)p[n];
+		if (c <= ' ' || c >= 0x7f || c == '\\')
+			return NULL;
+		n++;
+	}
+	if (n == 0 || n > 63)
+		return NULL;
+	put(o, (uint8_t[]){ (uint8_t)n }, 1);
+	put(o, p, n);
+	return p + n;
+}
+
+size_t dnsmsg_name_from_text(const char *text, uint8_t *out, size_t cap)
+{
+	struct out o = { out, 0, cap, 0 };
+	const char *p = text;
+
+	if (!text[0])
+		return 0;
+	if (strcmp(text, ".") != 0)
+		while (*p) {
+			p = put_text_label(&o, p);
+			if (!p)
+				return 0;
+			if (*p == '.')
+				p++;
+		}
+	put(&o, "", 1);
+	return o.full || o.len > DNSMSG_NAME_MAX ? 0 : o.len;
 }

@@ -141,8 +141,8 @@ typedef struct {
 	unsigned long v;
 } counter_t;
 
-#define N_QUERY_COUNTERS 13
-#define N_COUNTERS 17
+#define N_QUERY_COUNTERS 14
+#define N_COUNTERS 18
 
 static void counters(const daemon_t *d, const worker_stats_t *s,
 		     counter_t c[N_COUNTERS])
@@ -162,6 +162,7 @@ static void counters(const daemon_t *d, const worker_stats_t *s,
 		{ "stale", "stale_answers", "Expired answers served (RFC 8767): upstream down, slow or SERVFAIL", q->stale_answers },
 		{ "prefetches", "prefetches", "Refreshes sent for answers near expiry", q->prefetches },
 		{ "cache flushes", "cache_flushes", "Cache flushes (SIGUSR2)", d->cache_flushes },
+		{ "local answers", "local_answers", "Answers from local zones (RFC 6761, 6303), never sent upstream", q->local_answers },
 		{ "refused", "refused", "Client messages refused: source not in allow", q->refused },
 		{ "handshakes", "upstream_handshakes", "Full TLS handshakes", u->handshakes },
 		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },

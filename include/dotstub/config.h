@@ -10,6 +10,7 @@
 
 #include "dotstub/acl.h"
 #include "dotstub/tls.h"
+#include "dotstub/zones.h"
 
 #define CONFIG_DNS_PORT 53
 #define CONFIG_DOT_PORT 853
@@ -104,6 +105,11 @@ typedef struct {
 	unsigned threads;             /* event loops, each with its own sockets */
 	int policy;                   /* config_policy_t */
 	int tcp_fastopen;
+	int local_zones;              /* answer RFC 6761/6303 names here */
+	/* Which names are answered here and which go to a forward group:
+	 * built by config_from_args() (local-zones, [forward] domains),
+	 * read-only after; NULL: none. */
+	zones_t *zones;
 } config_t;
 
 /* The settings table (config_settings.c): one row per [server] setting. */

@@ -17,11 +17,16 @@
 #define DNSMSG_MAX 65535
 /* The UDP payload size we advertise to clients (DNS Flag Day 2020). */
 #define DNSMSG_EDNS_UDP_SIZE 1232
+/* A domain name in wire form is at most 255 bytes; in presentation form
+ * (c-ares escapes special bytes as \DDD) it fits in this. */
+#define DNSMSG_NAME_MAX 255
+#define DNSMSG_NAME_TEXT_MAX 1100
 
 enum {
 	DNSMSG_RCODE_NOERROR = 0,
 	DNSMSG_RCODE_FORMERR = 1,
 	DNSMSG_RCODE_SERVFAIL = 2,
+	DNSMSG_RCODE_NXDOMAIN = 3,
 	DNSMSG_RCODE_NOTIMP = 4,
 	DNSMSG_RCODE_REFUSED = 5,
 };
@@ -165,6 +170,54 @@ int dnsmsg_negative(const uint8_t *msg);
 size_t dnsmsg_build_stale_answer(const uint8_t *ans, size_t len,
 				 const dnsmsg_query_t *q, size_t max,
 				 uint32_t ttl, uint8_t *out, size_t cap);
+
+/* What a local zone (include/dotstub/zones.h) holds. Each has the SOA of
+ * RFC 6303 section 3 at its apex, "@ 10800 SOA @ nobody.invalid. 1 3600
+ * 1200 604800 10800", and "@ 10800 NS @"; a negative answer carries that
+ * SOA in its authority section, so that clients cache it (RFC 2308) for
+ * 10800 s, its MINIMUM. */
+typedef enum {
+	/* RFC 6303 (and home.arpa, RFC 8375): the apex exists, with only
+	 * its SOA and NS (other types NODATA); every name below, NXDOMAIN. */
+	DNSMSG_LOCAL_EMPTY = 0,
+	/* RFC 6761 6.3 (localhost): every name has A 127.0.0.1 and AAAA
+	 * ::1, the apex its SOA and NS too; other types NODATA. */
+	DNSMSG_LOCAL_LOOPBACK,
+	/* RFC 6761 6.4 (invalid), RFC 7686 (onion), RFC 6762 3 (local):
+	 * every name, the apex included, NXDOMAIN. */
+	DNSMSG_LOCAL_NXDOMAIN,
+} dnsmsg_local_t;
+
+/* The answer to q from a local zone of kind `zone` whose name starts at
+ * offset `apex` of q's question name (0: the question is the apex), as
+ * an authoritative server gives it: AA set, q's ID, RD and CD, the
+ * question exactly as the client sent it (letter case included), and an
+ * OPT (our UDP size, the client's DO bit) when the client sent one.
+ * Classes other than IN (and ANY) get REFUSED. Never longer than 512
+ * bytes, so it fits any client's UDP size untruncated. Returns the length
+ * written, 0 when cap is too small or apex is not a label of q's name. */
+size_t dnsmsg_local_answer(const dnsmsg_query_t *q, dnsmsg_local_t zone,
+			   size_t apex, uint8_t *out, size_t cap);
+
+/* A domain name in presentation form ("corp.example", a trailing dot
+ * optional; "." is the root) in wire form: labels of 1..63 bytes of
+ * printable ASCII other than the backslash (no escapes), 255 bytes in
+ * all. Returns the length written (the root's zero byte included), or 0
+ * when the text is not such a name or cap is too small. */
+size_t dnsmsg_name_from_text(const char *text, uint8_t *out, size_t cap);
+
+/* A wire-form name (at the start of len bytes, uncompressed) in
+ * presentation form without the final dot (via ares_expand_name; the
+ * root is "."), for logs and --check-config. Writes "?" when the name
+ * cannot be read. */
+void dnsmsg_name_text(const uint8_t *name, size_t len, char *buf, size_t cap);
+
+/* ASCII letters folded to lower case, other bytes as they are: DNS names
+ * compare so (RFC 4343); label length bytes (< 64) are never changed. */
+static inline uint8_t dnsmsg_fold_byte(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + ('a' - 'A')) : c;
+}
 
 /* The RCODE of a message of at least a header's length. */
 int dnsmsg_rcode(const uint8_t *msg);

@@ -47,6 +47,7 @@ typedef struct {
 	 * was down, slow, or said SERVFAIL. */
 	unsigned long stale_answers;
 	unsigned long prefetches;  /* refreshes sent for popular answers */
+	unsigned long local_answers;  /* from a local zone (in answered) */
 	/* From sources not in the allow list: REFUSED, or no reply when the
 	 * message has no readable header (or QR=1). */
 	unsigned long refused;

@@ -9,6 +9,7 @@
 
 #include "dotstub/dnsmsg.h"
 #include "dotstub/query.h"
+#include "dotstub/zones.h"
 
 #include "check_main.h"
 #include "dot_peer.h"
@@ -272,6 +273,41 @@ START_TEST(test_cache_hit_without_upstream)
 }
 END_TEST
 
+/* Names of local zones are answered at once, with the client's ID and
+ * question, and no upstream connection is opened for them; other names
+ * still go upstream. */
+START_TEST(test_local_zone_without_upstream)
+{
+	static const struct { const char *name; int rcode; } local[] = {
+		{ "LocalHost", DNSMSG_RCODE_NOERROR },
+		{ "printer.local", DNSMSG_RCODE_NXDOMAIN },
+		{ "1.1.168.192.in-addr.arpa", DNSMSG_RCODE_NXDOMAIN },
+	};
+	uint8_t msg[512];
+	size_t len;
+
+	F.P.cfg.zones = zones_create();
+	zones_add_local_defaults(F.P.cfg.zones);
+	start();
+	for (unsigned i = 0; i < 3; i++) {
+		len = client_query(local[i].name, CLIENT_ID + i, msg, sizeof(msg));
+		submit(msg, len);
+		ck_assert_uint_eq(F.nreplies, i + 1);   /* before submit returned */
+		assert_reply(local[i].name, CLIENT_ID + i, local[i].rcode);
+	}
+	ck_assert_uint_eq(query_stats(F.env)->local_answers, 3);
+	ck_assert_uint_eq(query_stats(F.env)->answered, 3);
+	ck_assert_uint_eq(query_inflight(F.env), 0);
+	ck_assert_uint_eq(dot_peer_counts(F.P.peer[A])->connections +
+			  dot_peer_counts(F.P.peer[B])->connections, 0);
+	ask("www.example", CLIENT_ID);
+	assert_reply("www.example", CLIENT_ID, DNSMSG_RCODE_NOERROR);
+	ck_assert_uint_eq(queries(A), 1);
+	ck_assert_uint_eq(query_stats(F.env)->local_answers, 3);
+	zones_destroy(F.P.cfg.zones);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
 	Suite *s = suite_create("query");
@@ -286,6 +322,7 @@ static Suite *query_suite(void)
 	tcase_add_test(tc, test_attempt_timeout_resends);
 	tcase_add_test(tc, test_formerr_notimp_local);
 	tcase_add_test(tc, test_cache_hit_without_upstream);
+	tcase_add_test(tc, test_local_zone_without_upstream);
 	suite_add_tcase(s, tc);
 	return s;
 }
