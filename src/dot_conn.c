@@ -353,6 +353,13 @@ static int open_socket(dot_conn_t *c, char *err, size_t errlen)
 	 * trip. Off by default: middleboxes still drop such SYNs. */
 	if (c->opts.tcp_fastopen)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
+	/* Data the server does not acknowledge for this long ends the
+	 * connection in the kernel (ETIMEDOUT), instead of ~15 minutes of
+	 * retransmissions (tcp_retries2): a half-open connection whose queries
+	 * were cancelled rather than timed out is then noticed too. */
+	if (c->opts.user_timeout_ms)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_USER_TIMEOUT,
+			   &c->opts.user_timeout_ms, sizeof(c->opts.user_timeout_ms));
 	if (connect(c->fd, (const struct sockaddr *)&c->up->addr,
 		    c->up->addrlen) < 0 && errno != EINPROGRESS) {
 		snprintf(err, errlen, "connect: %s", strerror(errno));
@@ -547,6 +554,11 @@ void dot_conn_drain(dot_conn_t *c)
 dot_conn_state_t dot_conn_state(const dot_conn_t *c)
 {
 	return c->state;
+}
+
+unsigned dot_conn_inflight(const dot_conn_t *c)
+{
+	return (unsigned)idmap_count(c->ids);
 }
 
 int dot_conn_has_room(const dot_conn_t *c)

@@ -11,6 +11,7 @@
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/query.h"
+#include "dotstub/sysclock.h"
 #include "dotstub/xmalloc.h"
 #include "dotstub/zones.h"
 
@@ -69,6 +70,14 @@ struct query_env {
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
+
+/* The cache ages on boot time: an answer cached before a suspend has aged
+ * by the time asleep (ev_now() is wall-clock time, which jumps with NTP
+ * and the user; monotonic time stands still while asleep). */
+static double cache_now(void)
+{
+	return sysclock_boot();
+}
 
 static cache_limits_t cache_limits(const config_t *cfg)
 {
@@ -248,7 +257,7 @@ static void store(query_t *qr, size_t n)
 	query_env_t *env = qr->env;
 
 	if (n && qr->ups == env->ups)
-		cache_store(env->cache, &qr->q, env->plain, n, ev_now(env->loop));
+		cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 }
 
 /* The answer is kept and rebuilt for each client without the upstream's
@@ -354,14 +363,13 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 static int answer_stale(query_t *qr)
 {
 	query_env_t *env = qr->env;
-	double now = ev_now(env->loop);
 	cache_hit_t hit;
-	cache_state_t st = cache_lookup(env->cache, &qr->q, now, &hit);
+	cache_state_t st = cache_lookup(env->cache, &qr->q, cache_now(), &hit);
 
 	if (st == CACHE_MISS ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
 			 hit.msg, hit.len, hit.age, st == CACHE_STALE,
-			 now - qr->started))
+			 ev_now(env->loop) - qr->started))
 		return 0;
 	if (st == CACHE_FRESH)
 		env->stats.cache_hits++;
@@ -399,10 +407,9 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 			     const struct sockaddr_storage *addr, socklen_t addrlen,
 			     int *stale)
 {
-	double now = ev_now(env->loop);
 	cache_hit_t hit;
 
-	switch (cache_lookup(env->cache, q, now, &hit)) {
+	switch (cache_lookup(env->cache, q, cache_now(), &hit)) {
 	case CACHE_FRESH:
 		if (!send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
 				 hit.age, 0, 0))
@@ -418,7 +425,7 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 		 * failure, the client gets the stale answer now. The query
 		 * still goes upstream, nobody waiting for it: the first
 		 * upstream back refreshes the answer. */
-		if (!upstream_set_all_down(env->ups, now) ||
+		if (!upstream_set_all_down(env->ups, ev_now(env->loop)) ||
 		    !send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
 				 0, 1, 0))
 			return 0;
@@ -600,7 +607,7 @@ void query_env_reconfigure(query_env_t *env)
 {
 	cache_limits_t lim = cache_limits(env->cfg);
 
-	cache_set_limits(env->cache, &lim, ev_now(env->loop));
+	cache_set_limits(env->cache, &lim, cache_now());
 }
 
 size_t query_env_flush_cache(query_env_t *env)

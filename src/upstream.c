@@ -209,6 +209,13 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 	set->opts.idle_timeout_ms = cfg->idle_timeout_ms;
 	set->opts.max_inflight = cfg->max_inflight;
 	set->opts.tcp_fastopen = cfg->tcp_fastopen;
+	/* query-timeout: once data has gone unacknowledged that long, every
+	 * query on the connection has had its SERVFAIL, so nothing is lost by
+	 * giving up; anything shorter could kill a connection that a lossy
+	 * link (TCP backing off, 0.2 + 0.4 + 0.8 + 1.6 s) would still carry.
+	 * A silent connection with queries in flight goes sooner, at
+	 * attempt-timeout (dot_conn_expire). */
+	set->opts.user_timeout_ms = cfg->query_timeout_ms;
 	set->ups = xcalloc(set->n, sizeof(upstream_t));
 	for (size_t i = 0; i < set->n; i++) {
 		set->ups[i].set = set;
@@ -448,6 +455,25 @@ int upstream_set_idle(const upstream_set_t *set)
 			if (set->ups[i].conns[k])
 				return 0;
 	return 1;
+}
+
+unsigned upstream_set_reset(upstream_set_t *set)
+{
+	unsigned closed = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		u->fails = 0;
+		u->down_until = 0;
+		for (unsigned k = 0; k < set->pool_size; k++) {
+			dot_conn_t *c = u->conns[k];
+			if (c && dot_conn_state(c) == DOT_READY && dot_conn_inflight(c) == 0) {
+				dot_conn_drain(c);   /* idle: closes now, on_closed frees the slot */
+				closed++;
+			}
+		}
+	}
+	return closed;
 }
 
 void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out)

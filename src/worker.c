@@ -9,6 +9,7 @@
 #include "dotstub/listener_tcp.h"
 #include "dotstub/listener_udp.h"
 #include "dotstub/log.h"
+#include "dotstub/netwatch.h"
 #include "dotstub/worker.h"
 #include "dotstub/xmalloc.h"
 
@@ -31,6 +32,8 @@ struct worker {
 	unsigned count;           /* workers in all: each caches 1/count */
 	upstream_set_t *ups;
 	query_env_t *env;
+	netwatch_t *nw;
+	int announce;             /* the first worker: says what all do */
 	listener_udp_t **udp;
 	listener_tcp_t **tcp;
 	size_t nlisten;
@@ -228,6 +231,19 @@ static void on_publish(struct ev_loop *loop, ev_prepare *p, int revents)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* The network changed or the machine slept: stale connections go, every
+ * upstream may be tried at once. Every worker resets its own pools; the
+ * first one says so, once per event, at info. */
+static void on_net_reset(void *arg, const char *why)
+{
+	worker_t *w = arg;
+	unsigned closed = upstream_set_reset(w->ups);
+
+	log_msg(w->announce ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+		"%s: upstream connections reset (%u idle closed), "
+		"every upstream tried again at once", why, closed);
+}
+
 /* The first worker says what it bound; the others bind the same. */
 static int bind_listeners(worker_t *w, int shared, int announce, char *err,
 			  size_t errlen)
@@ -300,6 +316,8 @@ worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
 	if (!w->ups)
 		goto fail;
 	w->env = query_env_create(w->loop, &w->cfg, w->ups);
+	w->announce = index == 0;
+	w->nw = netwatch_create(w->loop, on_net_reset, w, w->announce);
 	if (bind_listeners(w, count > 1, index == 0, err, errlen) < 0)
 		goto fail;
 	return w;
@@ -411,6 +429,7 @@ void worker_destroy(worker_t *w)
 	}
 	free(w->udp);
 	free(w->tcp);
+	netwatch_destroy(w->nw);
 	upstream_set_destroy(w->ups);
 	ev_timer_stop(w->loop, &w->retire_timer);
 	ev_timer_stop(w->loop, &w->drain);

@@ -69,6 +69,7 @@ typedef struct {
 	unsigned idle_timeout_ms;     /* close when nothing is in flight */
 	unsigned max_inflight;
 	int tcp_fastopen;             /* TCP_FASTOPEN_CONNECT */
+	unsigned user_timeout_ms;     /* TCP_USER_TIMEOUT; 0: the kernel's */
 } dot_conn_opts_t;
 
 /* Start connecting to u (which, like tls and ev, must outlive the
@@ -103,6 +104,8 @@ void dot_conn_expire(dot_req_t *req);
 void dot_conn_drain(dot_conn_t *c);
 
 dot_conn_state_t dot_conn_state(const dot_conn_t *c);
+/* Queries in flight (sent or queued, not yet answered). */
+unsigned dot_conn_inflight(const dot_conn_t *c);
 /* 1 when dot_conn_send would take another query. */
 int dot_conn_has_room(const dot_conn_t *c);
 

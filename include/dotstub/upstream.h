@@ -68,6 +68,13 @@ void upstream_set_drain(upstream_set_t *set);
 void upstream_set_retire(upstream_set_t *set);
 int upstream_set_idle(const upstream_set_t *set);
 
+/* The network changed or the machine slept (netwatch): close every idle
+ * connection (its path or source address may be gone; a busy one proves
+ * itself or times out) and end every backoff, so that the next query
+ * tries each upstream at once. Session tickets are kept: the reconnect is
+ * a resumption. Returns the number of connections closed. */
+unsigned upstream_set_reset(upstream_set_t *set);
+
 typedef struct {
 	unsigned long handshakes;  /* full handshakes */
 	unsigned long resumed;     /* resumed handshakes */

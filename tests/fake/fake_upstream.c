@@ -39,6 +39,10 @@
  *   wrong-id        the answer carries ID+1
  *   wrong-question  the answer's question has its first letter changed
  *   silent          never answer
+ *   stall-after     after --close-after K answers on a connection, stop
+ *                   reading and answering it but keep it open (a half-open
+ *                   connection: a server or path that went silent); a
+ *                   new connection gets K answers again
  *   garbage         answer every query with a framed message of 40 random
  *                   bytes
  *
@@ -119,11 +123,13 @@ static const uint8_t ANSWER_OPT[] = {
 enum mode {
 	M_NORMAL, M_DELAY, M_REORDER, M_CLOSE_AFTER, M_RESET_MID,
 	M_TWO_IN_ONE, M_WRONG_ID, M_WRONG_QUESTION, M_SILENT, M_GARBAGE,
+	M_STALL_AFTER,
 };
 
 static const char *const MODE_NAMES[] = {
 	"normal", "delay", "reorder", "close-after", "reset-mid",
 	"two-in-one", "wrong-id", "wrong-question", "silent", "garbage",
+	"stall-after",
 };
 
 struct options {
@@ -173,6 +179,7 @@ struct conn {
 	unsigned nheld;
 	uint64_t batch_due;             /* 0: no partial batch waiting */
 	unsigned queries, answers;      /* on this connection */
+	int stalled;                    /* stall-after: neither read nor answered */
 };
 
 struct server {
@@ -244,7 +251,7 @@ static void usage(void)
 	      "                     [--ttl N] [--answer-edns] [--dump FILE]\n"
 	      "                     [--delay-after K] [--delayed-ttl N] [--delayed-rcode N]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
-	      "       wrong-id wrong-question silent garbage\n", stderr);
+	      "       wrong-id wrong-question silent garbage stall-after\n", stderr);
 	exit(2);
 }
 
@@ -323,7 +330,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind != argc || !o->port || !o->cert || !o->key)
 		usage();
-	if (o->mode == M_CLOSE_AFTER && o->close_after == 0) {
+	if ((o->mode == M_CLOSE_AFTER || o->mode == M_STALL_AFTER) && o->close_after == 0) {
 		fputs("fake_upstream: --close-after must be at least 1\n", stderr);
 		exit(2);
 	}
@@ -690,7 +697,9 @@ static void handle_query(struct server *srv, struct conn *c,
 	dump_query(&srv->opt, msg, len);
 	srv->count_changed = 1;
 	c->queries++;
-	if (c->end != END_NONE || srv->opt.mode == M_SILENT)
+	if (srv->opt.mode == M_STALL_AFTER && c->answers >= srv->opt.close_after)
+		c->stalled = 1;
+	if (c->end != END_NONE || srv->opt.mode == M_SILENT || c->stalled)
 		return;         /* closing or silent: left unanswered */
 	if (srv->opt.mode == M_GARBAGE) {
 		answer_garbage(srv, c);
@@ -980,6 +989,12 @@ static void conn_io(struct server *srv, struct conn *c, short revents)
 			conn_close(c);
 			break;
 		}
+		if (c->stalled) {
+			/* Not read: only the client's going away ends it. */
+			if (revents & (POLLHUP | POLLERR))
+				conn_close(c);
+			break;
+		}
 		if ((revents & (POLLIN | POLLHUP | POLLERR)) && read_queries(srv, c) < 0)
 			conn_close(c);
 		break;
@@ -1019,7 +1034,7 @@ static short conn_events(const struct conn *c)
 	case CS_BYE:
 		return gnutls_record_get_direction(c->s) ? POLLOUT : POLLIN;
 	case CS_OPEN:
-		return POLLIN | (c->out_len ? POLLOUT : 0);
+		return (c->stalled ? 0 : POLLIN) | (c->out_len ? POLLOUT : 0);
 	case CS_DEAD:
 		break;
 	}

@@ -585,6 +585,31 @@ kdig_q() {
         +retry=0 +timeout=6 "$@"
 }
 
+# timed_query NAME [TYPE [KDIG ARGS...]]: "RDATA MS" for one query (TYPE
+# default A) through dotstub: the answer's rdata ("-" for none; several
+# records joined by ",") and kdig's own measure of the exchange in ms
+# ("none" without an answer). Adds nothing of the client's start-up time.
+timed_query() {
+    local name=$1 type=${2:-A} out ms rdata
+    shift 2 2>/dev/null || shift
+    out=$(kdig_q "$@" "$name" "$type" 2>&1)
+    ms=$(sed -n 's/^;; From .* in \([0-9.]*\) ms$/\1/p' <<<"$out")
+    rdata=$(answer_rdata "$out" "$type" | paste -sd, -)
+    echo "${rdata:--} ${ms:-none}"
+}
+
+# ms_max A B: the larger of two times in ms ("none" counts as infinite).
+ms_max() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "none" || b == "none") { print "none"; exit }
+        print (a + 0 > b + 0) ? a : b }'
+}
+
+# ms_below MS LIMIT: true when MS < LIMIT ("none" never is).
+ms_below() {
+    awk -v a="$1" -v l="$2" 'BEGIN { exit !(a != "none" && a + 0 < l + 0) }'
+}
+
 # dns_status OUTPUT: the rcode from the header line of dig/kdig output
 # ("status: NOERROR," for dig, "status: NOERROR;" for kdig), or "NONE".
 dns_status() {

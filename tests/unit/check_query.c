@@ -9,6 +9,7 @@
 
 #include "dotstub/dnsmsg.h"
 #include "dotstub/query.h"
+#include "dotstub/sysclock.h"
 #include "dotstub/zones.h"
 
 #include "check_main.h"
@@ -273,6 +274,40 @@ START_TEST(test_cache_hit_without_upstream)
 }
 END_TEST
 
+/* The machine asleep, as sysclock sees it: boot time runs on, monotonic
+ * time does not. */
+static double fake_boot = 1000, fake_mono = 500;
+
+static int fake_clock(clockid_t id, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(id == CLOCK_BOOTTIME ? fake_boot : fake_mono);
+	ts->tv_nsec = 0;
+	return 0;
+}
+
+/* The cache ages on boot time: an answer (TTL 60) served from the cache
+ * 30 s on is asked upstream again after an hour's suspend, though the
+ * loop's clocks saw no time pass. */
+START_TEST(test_cache_ages_across_a_suspend)
+{
+	sysclock_set_source(fake_clock);
+	F.P.cfg.cache_size = 65536;
+	start();
+	ask("www.example", CLIENT_ID);
+	ck_assert_uint_eq(queries(A), 1);
+	fake_boot += 30;
+	fake_mono += 30;
+	ask("www.example", CLIENT_ID);
+	ck_assert_uint_eq(query_stats(F.env)->cache_hits, 1);
+	fake_boot += 3600;
+	ask("www.example", CLIENT_ID);
+	assert_reply("www.example", CLIENT_ID, DNSMSG_RCODE_NOERROR);
+	ck_assert_uint_eq(query_stats(F.env)->cache_hits, 1);
+	ck_assert_uint_eq(queries(A), 2);
+	sysclock_set_source(NULL);
+}
+END_TEST
+
 /* Names of local zones are answered at once, with the client's ID and
  * question, and no upstream connection is opened for them; other names
  * still go upstream. */
@@ -322,6 +357,7 @@ static Suite *query_suite(void)
 	tcase_add_test(tc, test_attempt_timeout_resends);
 	tcase_add_test(tc, test_formerr_notimp_local);
 	tcase_add_test(tc, test_cache_hit_without_upstream);
+	tcase_add_test(tc, test_cache_ages_across_a_suspend);
 	tcase_add_test(tc, test_local_zone_without_upstream);
 	suite_add_tcase(s, tc);
 	return s;

@@ -233,6 +233,47 @@ START_TEST(test_next_connection_resumes)
 }
 END_TEST
 
+/* A network change or a resume (netwatch): the idle connection is
+ * closed, a busy one keeps its query, and the session ticket is kept:
+ * the next connection resumes. */
+START_TEST(test_reset_closes_idle_keeps_tickets)
+{
+	upstream_stats_t st;
+	struct treq t;
+
+	make_set(1);
+	ck_assert_int_eq(answered_by("a.example"), 'A');
+	ck_assert_uint_eq(upstream_set_reset(F.set), 1);
+	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[A])->closed == 1, WAIT);
+	dot_peer_set_mode(F.P.peer[A], PEER_HOLD);
+	send_new(&t, "b.example");
+	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[A]) == 1, WAIT);
+	ck_assert_uint_eq(conns(A), 2);
+	upstream_set_stats(F.set, &st);
+	ck_assert_uint_eq(st.handshakes, 1);
+	ck_assert_uint_eq(st.resumed, 1);
+	ck_assert_uint_eq(upstream_set_reset(F.set), 0);   /* busy: kept */
+	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
+	RUN_UNTIL(F.P.loop, t.answered || t.failed, WAIT);
+	ck_assert(t.answered);
+	ck_assert_uint_eq(dot_peer_counts(F.P.peer[A])->closed, 1);
+}
+END_TEST
+
+/* A reset ends A's backoff: the next query tries A at once. */
+START_TEST(test_reset_ends_backoff)
+{
+	make_set(2);
+	ev_tstamp failed_at = fail_on_a("a.example");
+	dot_peer_set_mode(F.P.peer[A], PEER_ANSWER);
+	upstream_set_reset(F.set);
+	ck_assert_int_eq(answered_by("b.example"), 'A');
+	if (ev_now(F.P.loop) - failed_at >= UPSTREAM_BACKOFF_MIN_MS / 1000.0)
+		fprintf(stderr, "reset: loop %.3f s late, the backoff had ended anyway\n",
+			ev_now(F.P.loop) - failed_at);
+}
+END_TEST
+
 /* A's one connection takes two queries; the third waits, and goes when an
  * answer makes room, in order. */
 START_TEST(test_full_pool_waits_for_room)
@@ -329,6 +370,8 @@ static Suite *upstream_suite(void)
 	tcase_add_test(tc, test_max_waiting_enobufs);
 	tcase_add_test(tc, test_cancel_waiting);
 	tcase_add_test(tc, test_retire_hands_back_waiting);
+	tcase_add_test(tc, test_reset_closes_idle_keeps_tickets);
+	tcase_add_test(tc, test_reset_ends_backoff);
 	suite_add_tcase(s, tc);
 	return s;
 }
