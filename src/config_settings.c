@@ -45,9 +45,17 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	  NULL, NULL, "ms one upstream gets before a resend" },
 	{ "connect-timeout", NULL, 0, SET_UINT, AT(connect_timeout_ms), "2000", 100, 60000,
 	  NULL, NULL, "ms for TCP connect plus TLS handshake" },
+	/* RFC 8305's recommended connection attempt delay: a silent upstream
+	 * costs one such wait, not a connect-timeout per query. */
+	{ "connection-race-delay", NULL, 0, SET_UINT, AT(race_delay_ms), "250", 0, 60000,
+	  NULL, NULL, "ms a connection may take before the next upstream races it; 0 never" },
 	/* Cloudflare resets idle DoT connections after 10 s. */
 	{ "idle-timeout", NULL, 0, SET_UINT, AT(idle_timeout_ms), "9000", 0, 3600000,
 	  NULL, NULL, "ms before an idle upstream connection is closed; 0 never" },
+	/* Servers close idle connections after 2-10 s; a probe that waits
+	 * longer by default would be a slow probe. */
+	{ NULL, "probe-idle", 0, SET_UINT, AT(probe_idle_ms), "0", 0, 60000,
+	  NULL, "MS", "--probe: then wait up to MS idle for the server's idle close" },
 	{ "tcp-client-timeout", NULL, 0, SET_UINT, AT(tcp_client_timeout_ms), "10000",
 	  1000, 600000, NULL, NULL, "ms before an idle client TCP connection is closed" },
 	{ "max-inflight", NULL, 0, SET_UINT, AT(max_inflight), "100", 1, 32768,
@@ -60,6 +68,9 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	  NULL, "upstream choice: rtt, round-robin or ordered" },
 	{ "tcp-fastopen", NULL, 0, SET_WORD, AT(tcp_fastopen), "no", 0, 0, BOOLS,
 	  NULL, "TCP Fast Open to upstreams" },
+	/* Routers and Raspberry Pis start in 1970, and NTP needs DNS. */
+	{ "clock-floor", NULL, 0, SET_WORD, AT(clock_floor), "yes", 0, 0, BOOLS,
+	  NULL, "check certificate dates against the build time while the clock is earlier" },
 	{ "padding-block", NULL, 0, SET_UINT, AT(padding_block), "128", 0, 1024,
 	  NULL, NULL, "pad queries to a multiple of this; 0 no padding" },
 	/* ~3,500 answers; keeps peak RSS under 8 MiB. */

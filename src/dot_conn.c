@@ -36,6 +36,9 @@ struct dot_conn {
 	size_t sending;       /* bytes handed to the TLS send in progress */
 	ev_tstamp started;
 	ev_tstamp last_rx;    /* when the server last sent anything */
+	ev_tstamp last_active;  /* ready, the last query out or bytes in */
+	ev_tstamp busy_since;   /* the first query after an idle spell went */
+	ev_tstamp idle_from;    /* ... and that idle spell's start */
 	int peer_closed;      /* it closed the session (EOF, close_notify) */
 	int keepalive_ms;     /* the server's EDNS keepalive, -1 unknown */
 	dot_conn_stats_t stats;
@@ -102,8 +105,10 @@ static void arm_idle(dot_conn_t *c)
 static void change_state(dot_conn_t *c, dot_conn_state_t state)
 {
 	c->state = state;
-	if (state == DOT_READY)
+	if (state == DOT_READY) {
+		c->last_active = ev_now(c->loop);
 		arm_idle(c);
+	}
 	if (state == DOT_CLOSED) {
 		ev_timer_stop(c->loop, &c->timer);
 		ev_prepare_stop(c->loop, &c->flush);
@@ -214,6 +219,28 @@ static void pass_tickets(dot_conn_t *c)
 	}
 }
 
+/* A close this soon after the first query of a busy spell, with nothing
+ * received since, is the server's idle timer that fired as the query was
+ * on its way: the query was lost to the very race the learning avoids. */
+#define IDLE_RACE_WINDOW 0.5
+
+/* The server closed: when nothing was in flight or waiting to go, that
+ * is its idle timeout, which the owner learns (a query written just as
+ * the server closes would be lost). So is a close that crossed the first
+ * query after an idle spell: the server was idle since before it. */
+static void tell_idle_close(dot_conn_t *c)
+{
+	const uint8_t *data;
+	ev_tstamp now = ev_now(c->loop);
+
+	if (c->state != DOT_READY || !c->ev->on_idle_closed)
+		return;
+	if (idmap_count(c->ids) == 0 && frame_writer_data(c->wr, &data) == 0)
+		c->ev->on_idle_closed(c->arg, c, now - c->last_active);
+	else if (c->last_rx < c->busy_since && now - c->busy_since < IDLE_RACE_WINDOW)
+		c->ev->on_idle_closed(c->arg, c, now - c->idle_from);
+}
+
 /* Read everything TLS has, GnuTLS's own buffer included (level-triggered
  * readiness does not see it). Returns -1 when the connection closed. */
 static int read_answers(dot_conn_t *c)
@@ -231,10 +258,12 @@ static int read_answers(dot_conn_t *c)
 		}
 		if (st != TLS_OK) {
 			c->peer_closed = st == TLS_CLOSED;
+			if (c->peer_closed)
+				tell_idle_close(c);
 			close_conn(c, 0, tls_session_error(c->tls));
 			return -1;
 		}
-		c->last_rx = ev_now(c->loop);
+		c->last_rx = c->last_active = ev_now(c->loop);
 		quickack(c);
 		frame_reader_commit(c->rd, got);
 		while (frame_reader_next(c->rd, &msg, &len))
@@ -495,9 +524,13 @@ int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len)
 		return -ENOSPC;
 	dnsmsg_set_id(msg, id);
 	frame_writer_put(c->wr, msg, len);
+	if (idmap_count(c->ids) == 1) {   /* the first after an idle spell */
+		c->busy_since = ev_now(c->loop);
+		c->idle_from = c->last_active;
+	}
 	req->conn = c;
 	req->id = id;
-	req->sent_at = ev_now(c->loop);
+	req->sent_at = c->last_active = ev_now(c->loop);
 	if (!req->seq)
 		req->seq = ++next_seq;   /* a resend keeps its place */
 	c->stats.sent++;
@@ -540,6 +573,13 @@ void dot_conn_expire(dot_req_t *req)
 		close_conn(c, 1, why);
 }
 
+void dot_conn_set_idle_timeout(dot_conn_t *c, unsigned ms)
+{
+	c->opts.idle_timeout_ms = ms;
+	if (c->state == DOT_READY)
+		arm_idle(c);
+}
+
 void dot_conn_drain(dot_conn_t *c)
 {
 	if (c->state == DOT_CLOSED || c->state == DOT_DRAINING)
@@ -554,6 +594,11 @@ void dot_conn_drain(dot_conn_t *c)
 dot_conn_state_t dot_conn_state(const dot_conn_t *c)
 {
 	return c->state;
+}
+
+ev_tstamp dot_conn_started(const dot_conn_t *c)
+{
+	return c->started;
 }
 
 unsigned dot_conn_inflight(const dot_conn_t *c)

@@ -142,7 +142,7 @@ typedef struct {
 } counter_t;
 
 #define N_QUERY_COUNTERS 14
-#define N_COUNTERS 18
+#define N_COUNTERS 19
 
 static void counters(const daemon_t *d, const worker_stats_t *s,
 		     counter_t c[N_COUNTERS])
@@ -168,6 +168,7 @@ static void counters(const daemon_t *d, const worker_stats_t *s,
 		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },
 		{ "failures", "upstream_failures", "Upstream connection failures", u->conn_failures },
 		{ "unmatched", "upstream_unmatched", "Answers dropped: unknown ID or question", u->unmatched },
+		{ "idle closes", "upstream_idle_closes", "Idle connections the server closed (its idle timeout is learned)", u->idle_closes },
 	};
 
 	memcpy(c, all, sizeof(all));
@@ -419,6 +420,7 @@ static void reload(daemon_t *d)
 	shared_config_release(d->sc);
 	d->sc = sc;
 	log_set_level((log_level_t)sc->cfg.log_level);
+	tls_clock_floor(sc->cfg.clock_floor);
 	for (size_t i = 0; i < sc->cfg.nupstreams; i++)
 		log_info("reload: upstream %s%s", sc->cfg.upstreams[i].text,
 			 sc->cfg.upstreams[i].npins ? " (pinned)" : "");
@@ -566,6 +568,17 @@ static int check_config(const config_t *cfg)
 	return 0;
 }
 
+/* The build time is the clock's floor (clock-floor): users and tests
+ * need to know it. */
+static void print_version(void)
+{
+	time_t t = tls_clock_build_time();
+	char built[40];
+
+	strftime(built, sizeof(built), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	printf("dotstub %s\nbuilt %s (%lld)\n", PACKAGE_VERSION, built, (long long)t);
+}
+
 int main(int argc, char **argv)
 {
 	daemon_t d;
@@ -588,10 +601,11 @@ int main(int argc, char **argv)
 		rc = 0;
 		break;
 	case CONFIG_VERSION:
-		printf("dotstub %s\n", PACKAGE_VERSION);
+		print_version();
 		rc = 0;
 		break;
 	case CONFIG_PROBE:
+		tls_clock_floor(cfg.clock_floor);
 		rc = probe_run(&cfg, stdout);
 		break;
 	case CONFIG_CHECK:
@@ -600,6 +614,7 @@ int main(int argc, char **argv)
 	case CONFIG_RUN:
 	default:
 		fit_fd_limit(&cfg);
+		tls_clock_floor(cfg.clock_floor);
 		d.sc = shared_config_new(&cfg);
 		rc = run(&d);
 		shutdown_daemon(&d);

@@ -116,6 +116,28 @@ fail:
 	frame_reader_destroy(rd);
 }
 
+/* After the query, idle: when does the server close? dotstub learns the
+ * same (idle-timeout), and closes its connections before. */
+static void probe_idle_close(tls_session_t *s, int fd, unsigned wait_ms, FILE *out)
+{
+	double start = now_ms(), deadline = start + wait_ms;
+	uint8_t buf[4096];
+	size_t got;
+	tls_status_t st;
+
+	while ((st = tls_session_recv(s, buf, sizeof(buf), &got)) != TLS_CLOSED) {
+		if (st == TLS_FAILED ||
+		    ((st == TLS_AGAIN_INPUT || st == TLS_AGAIN_OUTPUT) &&
+		     wait_for(fd, st, deadline) < 0)) {
+			fprintf(out, "idle close:   not within %.1f s%s\n", wait_ms / 1000.0,
+				st == TLS_FAILED ? " (connection failed)" : "");
+			return;
+		}
+		start = st == TLS_OK ? now_ms() : start;  /* data is not idle */
+	}
+	fprintf(out, "idle close:   after %.1f s\n", (now_ms() - start) / 1000.0);
+}
+
 int probe_run(const config_t *cfg, FILE *out)
 {
 	const config_upstream_t *u = &cfg->probe;
@@ -155,6 +177,8 @@ int probe_run(const config_t *cfg, FILE *out)
 	}
 	fprintf(out, "handshake:    %.1f ms\n", now_ms() - t1);
 	probe_query(s, fd, u, deadline + 2000, out);
+	if (cfg->probe_idle_ms)
+		probe_idle_close(s, fd, cfg->probe_idle_ms, out);
 	fprintf(out, "result:       verified\n");
 	rc = 0;
 done:

@@ -13,6 +13,13 @@
  * policy, so that a recovered or faster one is noticed. */
 #define EXPLORE_ONE_IN 32
 
+/* A server idle close shorter than this is taken for a one-off (a
+ * restart), not its idle timeout. */
+#define IDLE_LEARN_MIN_MS 1000
+/* Ours closes this much before the server's learned one: the query we
+ * write must reach it before it decides to close. */
+#define IDLE_LEARN_MARGIN_MS 500
+
 /* Tickets kept per upstream: servers send two or so per connection, and a
  * burst opens at most pool-size connections at once; a full handshake
  * when none is left costs one round trip. */
@@ -27,6 +34,14 @@ typedef struct upstream {
 	ev_tstamp down_until;      /* backoff: not chosen before this */
 	ev_tstamp last_fail;
 	double srtt_ms;            /* smoothed answer time; 0 = not measured */
+	/* Its connection has taken longer than connection-race-delay and no
+	 * other is ready: the next upstream races it (not chosen until the
+	 * connection completes or fails). */
+	int stalled;
+	/* The server's idle close, learned (ms; 0 = not seen), and the
+	 * connection options with the idle timeout it implies. */
+	unsigned idle_close_ms;
+	dot_conn_opts_t opts;
 	/* Session tickets for the next connections, oldest first; each is
 	 * offered once (RFC 8446 C.4: a reused ticket links connections). */
 	struct ticket {
@@ -47,17 +62,55 @@ struct upstream_set {
 	size_t next_rr;            /* round-robin position */
 	dot_conn_opts_t opts;
 	/* Queries waiting for a connection with room, oldest first. */
-	TAILQ_HEAD(, upstream_req) waiting;
+	TAILQ_HEAD(upstream_waitq, upstream_req) waiting;
 	size_t nwaiting, max_waiting;
 	/* Closed connections are freed after the callbacks that closed
-	 * them have returned. */
+	 * them have returned: before the loop next waits (a prepare
+	 * watcher; a check watcher started in a callback would run only
+	 * after the next wake-up, and queries waiting for the closed
+	 * connection would wait for some unrelated event). */
 	dot_conn_t **dead;
 	size_t ndead;
-	ev_check reaper;
+	ev_prepare reaper;
+	/* Happy eyeballs (RFC 8305): queries wait for a connection; when it
+	 * is not ready within race_delay, the next upstream starts too. */
+	ev_timer race;
+	ev_tstamp race_delay;      /* seconds; 0 = no race */
 	upstream_stats_t stats;
 };
 
 static void send_waiting(upstream_set_t *set);
+static void arm_race(upstream_set_t *set);
+static void on_race(struct ev_loop *loop, ev_timer *w, int revents);
+static int all_down(upstream_set_t *set);
+static void fail_waiting(upstream_set_t *set, const char *why);
+
+/* A connection of u that is ready and has room, or NULL. */
+static dot_conn_t *ready_conn(const upstream_t *u)
+{
+	for (unsigned i = 0; i < u->set->pool_size; i++) {
+		dot_conn_t *c = u->conns[i];
+		if (c && dot_conn_state(c) == DOT_READY && dot_conn_has_room(c))
+			return c;
+	}
+	return NULL;
+}
+
+/* u's oldest connection still in its TCP connect or TLS handshake, or
+ * NULL. */
+static dot_conn_t *pending_conn(const upstream_t *u)
+{
+	dot_conn_t *oldest = NULL;
+
+	for (unsigned i = 0; i < u->set->pool_size; i++) {
+		dot_conn_t *c = u->conns[i];
+		if (c && (dot_conn_state(c) == DOT_CONNECTING ||
+			  dot_conn_state(c) == DOT_HANDSHAKE) &&
+		    (!oldest || dot_conn_started(c) < dot_conn_started(oldest)))
+			oldest = c;
+	}
+	return oldest;
+}
 
 static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 {
@@ -67,10 +120,14 @@ static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 	(void)ms;
 	u->fails = 0;
 	u->down_until = 0;
+	u->stalled = 0;
 	if (resumed)
 		u->set->stats.resumed++;
 	else
 		u->set->stats.handshakes++;
+	/* Queries wait for a ready connection: this one, if it is first. */
+	if (!TAILQ_EMPTY(&u->set->waiting))
+		send_waiting(u->set);
 }
 
 /* The newest are kept: the oldest is the nearest to the end of its
@@ -148,10 +205,36 @@ static void on_closed(void *arg, dot_conn_t *c, int failed, const char *why)
 			u->conns[i] = NULL;
 	if (failed)
 		mark_failed(u);
+	if (!pending_conn(u))
+		u->stalled = 0;
 	set->stats.unmatched += dot_conn_stats(c)->unmatched;
 	set->dead = xrealloc(set->dead, (set->ndead + 1) * sizeof(*set->dead));
 	set->dead[set->ndead++] = c;
-	ev_check_start(set->loop, &set->reaper);
+	ev_prepare_start(set->loop, &set->reaper);
+}
+
+/* The server closed an idle connection after `secs`: ours close
+ * IDLE_LEARN_MARGIN_MS sooner from now on (all of them, the open ones
+ * too), so that no query is written into a connection it is closing. */
+static void on_idle_closed(void *arg, dot_conn_t *c, double secs)
+{
+	upstream_t *u = arg;
+	unsigned ms = (unsigned)(secs * 1000.0), ours;
+
+	(void)c;
+	u->set->stats.idle_closes++;
+	if (ms < IDLE_LEARN_MIN_MS || (u->idle_close_ms && ms >= u->idle_close_ms))
+		return;
+	u->idle_close_ms = ms;
+	ours = ms - IDLE_LEARN_MARGIN_MS;
+	if (u->opts.idle_timeout_ms && u->opts.idle_timeout_ms < ours)
+		return;
+	u->opts.idle_timeout_ms = ours;
+	log_info("upstream %s: idle close after %.1f s (the server's); ours now "
+		 "after %.1f s", u->cfg->text, ms / 1000.0, ours / 1000.0);
+	for (unsigned i = 0; i < u->set->pool_size; i++)
+		if (u->conns[i] && u->conns[i] != c)
+			dot_conn_set_idle_timeout(u->conns[i], ours);
 }
 
 static const dot_conn_events_t CONN_EVENTS = {
@@ -160,17 +243,36 @@ static const dot_conn_events_t CONN_EVENTS = {
 	.on_rtt = on_rtt,
 	.on_room = on_room,
 	.on_closed = on_closed,
+	.on_idle_closed = on_idle_closed,
 };
 
-static void reap(struct ev_loop *loop, ev_check *w, int revents)
+static void reap_dead(upstream_set_t *set)
 {
-	upstream_set_t *set = w->data;
-
-	(void)revents;
 	for (size_t i = 0; i < set->ndead; i++)
 		dot_conn_destroy(set->dead[i]);
 	set->ndead = 0;
-	ev_check_stop(loop, w);
+	ev_prepare_stop(set->loop, &set->reaper);
+}
+
+/* After a close: queries that waited for the closed connection try again
+ * (another upstream, the failed one now backing off); when every upstream
+ * has failed and none is connecting, they hear it (a counted failure: a
+ * quick SERVFAIL when the network is gone, not one at the deadline). */
+static void reap(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	upstream_set_t *set = w->data;
+
+	(void)loop;
+	(void)revents;
+	reap_dead(set);
+	if (TAILQ_EMPTY(&set->waiting))
+		return;
+	if (all_down(set)) {
+		fail_waiting(set, "every upstream failed");
+		return;
+	}
+	send_waiting(set);
+	arm_race(set);
 }
 
 static int same_file(const char *a, const char *b)
@@ -221,9 +323,13 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 		set->ups[i].set = set;
 		set->ups[i].cfg = &cfg->upstreams[i];
 		set->ups[i].conns = xcalloc(set->pool_size, sizeof(dot_conn_t *));
+		set->ups[i].opts = set->opts;
 	}
-	ev_check_init(&set->reaper, reap);
+	ev_prepare_init(&set->reaper, reap);
 	set->reaper.data = set;
+	ev_init(&set->race, on_race);
+	set->race.data = set;
+	set->race_delay = cfg->race_delay_ms / 1000.0;
 	for (size_t i = 0; i < set->n; i++) {
 		set->ups[i].tls = ctx_for(set, cfg, i, err, errlen);
 		if (!set->ups[i].tls) {
@@ -238,7 +344,8 @@ void upstream_set_destroy(upstream_set_t *set)
 {
 	if (!set)
 		return;
-	reap(set->loop, &set->reaper, 0);
+	reap_dead(set);
+	ev_timer_stop(set->loop, &set->race);
 	for (size_t i = 0; i < set->n; i++) {
 		for (unsigned k = 0; k < set->pool_size; k++)
 			dot_conn_destroy(set->ups[i].conns[k]);
@@ -255,7 +362,7 @@ void upstream_set_destroy(upstream_set_t *set)
 
 static int healthy(const upstream_t *u, ev_tstamp now)
 {
-	return u->down_until <= now;
+	return u->down_until <= now && !u->stalled;
 }
 
 int upstream_set_all_down(const upstream_set_t *set, ev_tstamp now)
@@ -346,7 +453,7 @@ static dot_conn_t *conn_for(upstream_t *u)
 		return best;
 	struct ticket t = take_ticket(u);
 	int resuming = t.data != NULL;
-	dot_conn_t *c = dot_conn_create(set->loop, u->cfg, u->tls, &set->opts,
+	dot_conn_t *c = dot_conn_create(set->loop, u->cfg, u->tls, &u->opts,
 					t.data, t.len, &CONN_EVENTS,
 					u, err, sizeof(err));
 	free(t.data);  /* used up, whatever became of the connection */
@@ -375,8 +482,61 @@ static void wait_remove(upstream_set_t *set, upstream_req_t *req)
 	set->nwaiting--;
 }
 
-/* Try to put req on a connection: 0, -EAGAIN (everything full), or
- * another negative errno. */
+/* No upstream is healthy, and none has a connection, ready or not: a
+ * waiting query has nothing left to wait for. */
+static int all_down(upstream_set_t *set)
+{
+	ev_tstamp now = ev_now(set->loop);
+
+	for (size_t i = 0; i < set->n; i++) {
+		if (healthy(&set->ups[i], now))
+			return 0;
+		for (unsigned k = 0; k < set->pool_size; k++)
+			if (set->ups[i].conns[k])
+				return 0;
+	}
+	return 1;
+}
+
+/* Hand every waiting query back through on_failed (counted: it failed
+ * for want of an upstream). A query resent from its callback queues
+ * again behind the others and is not handed back twice: the loop stops
+ * at the last one queued now (or after as many, should a callback have
+ * cancelled that one). */
+static void fail_waiting(upstream_set_t *set, const char *why)
+{
+	upstream_req_t *last = TAILQ_LAST(&set->waiting, upstream_waitq), *req;
+	size_t n = set->nwaiting;
+
+	while (n-- > 0 && (req = TAILQ_FIRST(&set->waiting)) != NULL) {
+		int done = req == last;
+		wait_remove(set, req);
+		req->req.on_failed(&req->req, 1, why);
+		if (done)
+			break;
+	}
+}
+
+/* The upstream with a ready connection with room and the lowest
+ * smoothed RTT, other than `avoid`; NULL when none is ready. */
+static upstream_t *choose_ready(upstream_set_t *set, const upstream_t *avoid)
+{
+	upstream_t *best = NULL;
+
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		if (u != avoid && ready_conn(u) && (!best || u->srtt_ms < best->srtt_ms))
+			best = u;
+	}
+	return best;
+}
+
+/* Try to put req on a ready connection: 0, -EAGAIN (it waits: pools full
+ * or connections on their way), or another negative errno. A query never
+ * rides on a connection still connecting: when the chosen upstream's is
+ * not ready, a ready one of another upstream takes it, and otherwise it
+ * waits for whichever becomes ready first (the chosen upstream's
+ * connection goes on, a probe of its health). */
 static int try_send(upstream_set_t *set, upstream_req_t *req)
 {
 	upstream_t *u = choose(set, req->upstream);
@@ -384,10 +544,79 @@ static int try_send(upstream_set_t *set, upstream_req_t *req)
 
 	if (!u)
 		return -ENETUNREACH;
+	if (c && dot_conn_state(c) != DOT_READY) {
+		u = choose_ready(set, req->upstream);
+		c = u ? ready_conn(u) : NULL;
+	}
 	if (!c)
 		return -EAGAIN;
 	req->upstream = u;
 	return dot_conn_send(c, &req->req, req->msg, req->msg_len);
+}
+
+/* When the race timer should next look: race_delay after the start of
+ * the oldest pending connection of an upstream not yet raced; or, with
+ * queries waiting and nothing on its way, race_delay from now (a retry:
+ * a backoff may have ended). 0: nothing to wait for. */
+static ev_tstamp race_due(upstream_set_t *set)
+{
+	ev_tstamp due = 0;
+	int pending = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		dot_conn_t *c = pending_conn(u);
+		if (!c)
+			continue;
+		pending = 1;
+		if (u->stalled || ready_conn(u))
+			continue;
+		ev_tstamp t = dot_conn_started(c) + set->race_delay;
+		if (!due || t < due)
+			due = t;
+	}
+	if (!due && !pending)
+		due = ev_now(set->loop) + set->race_delay;
+	return due;
+}
+
+static void arm_race(upstream_set_t *set)
+{
+	ev_tstamp due;
+
+	if (set->race_delay <= 0 || ev_is_active(&set->race) ||
+	    TAILQ_EMPTY(&set->waiting) || (due = race_due(set)) == 0)
+		return;
+	due -= ev_now(set->loop);
+	ev_timer_set(&set->race, due > 0.001 ? due : 0.001, 0.);
+	ev_timer_start(set->loop, &set->race);
+}
+
+/* Queries still wait: each upstream whose connection has taken
+ * race_delay is set aside until it completes or fails, and the waiting
+ * queries are tried again, which starts the next upstream's connection;
+ * they go on whichever connection is ready first. */
+static void on_race(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	upstream_set_t *set = w->data;
+	ev_tstamp now = ev_now(loop);
+
+	(void)revents;
+	if (TAILQ_EMPTY(&set->waiting))
+		return;
+	for (size_t i = 0; i < set->n; i++) {
+		upstream_t *u = &set->ups[i];
+		dot_conn_t *c = pending_conn(u);
+		if (!c || u->stalled || ready_conn(u) ||
+		    now - dot_conn_started(c) < set->race_delay - 0.001)
+			continue;
+		u->stalled = 1;
+		log_info("upstream %s: not connected after %.0f ms; trying the next "
+			 "upstream alongside", u->cfg->text,
+			 (now - dot_conn_started(c)) * 1000.0);
+	}
+	send_waiting(set);
+	arm_race(set);
 }
 
 static void send_waiting(upstream_set_t *set)
@@ -416,6 +645,7 @@ int upstream_send(upstream_set_t *set, upstream_req_t *req, uint8_t *msg,
 	if (set->nwaiting >= set->max_waiting)
 		return -ENOBUFS;
 	wait_push(set, req);
+	arm_race(set);
 	return 0;
 }
 
@@ -465,6 +695,7 @@ unsigned upstream_set_reset(upstream_set_t *set)
 		upstream_t *u = &set->ups[i];
 		u->fails = 0;
 		u->down_until = 0;
+		u->stalled = 0;   /* raced again if its connection still hangs */
 		for (unsigned k = 0; k < set->pool_size; k++) {
 			dot_conn_t *c = u->conns[k];
 			if (c && dot_conn_state(c) == DOT_READY && dot_conn_inflight(c) == 0) {
@@ -491,4 +722,5 @@ void upstream_stats_add(upstream_stats_t *to, const upstream_stats_t *from)
 	to->resumed += from->resumed;
 	to->conn_failures += from->conn_failures;
 	to->unmatched += from->unmatched;
+	to->idle_closes += from->idle_closes;
 }

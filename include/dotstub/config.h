@@ -86,7 +86,9 @@ typedef struct {
 	unsigned query_timeout_ms;    /* whole query, client to answer */
 	unsigned attempt_timeout_ms;  /* one upstream's turn before a resend */
 	unsigned connect_timeout_ms;  /* TCP connect + TLS handshake */
+	unsigned race_delay_ms;       /* connection-race-delay, 0 = no race */
 	unsigned idle_timeout_ms;     /* idle upstream connection close */
+	unsigned probe_idle_ms;       /* --probe: wait for the idle close */
 	unsigned tcp_client_timeout_ms;  /* idle client TCP connection close */
 	unsigned max_inflight;        /* queries in flight per connection */
 	unsigned pool_size;           /* connections per upstream */
@@ -105,6 +107,7 @@ typedef struct {
 	unsigned threads;             /* event loops, each with its own sockets */
 	int policy;                   /* config_policy_t */
 	int tcp_fastopen;
+	int clock_floor;              /* build time as the earliest clock */
 	int local_zones;              /* answer RFC 6761/6303 names here */
 	/* Which names are answered here and which go to a forward group:
 	 * built by config_from_args() (local-zones, [forward] domains),

@@ -62,6 +62,13 @@ typedef struct {
 	 * Called before the in-flight requests are failed, so that a resend
 	 * sees the new health. The owner destroys `c` (later, not here). */
 	void (*on_closed)(void *arg, dot_conn_t *c, int failed, const char *why);
+	/* The server closed the connection (FIN or close_notify) while it
+	 * was idle: nothing in flight, nothing to send, `secs` after the
+	 * last query or answer; or within moments of the first query after
+	 * an idle spell, nothing received since (the close crossed it),
+	 * `secs` after that spell began. Called just before on_closed; may
+	 * be NULL. */
+	void (*on_idle_closed)(void *arg, dot_conn_t *c, double secs);
 } dot_conn_events_t;
 
 typedef struct {
@@ -100,10 +107,16 @@ void dot_conn_cancel(dot_req_t *req);
  * resent, the upstream backs off). */
 void dot_conn_expire(dot_req_t *req);
 
+/* Change when an idle connection closes (0: never); an idle one re-arms
+ * from now. */
+void dot_conn_set_idle_timeout(dot_conn_t *c, unsigned ms);
+
 /* Stop taking queries; close once the in-flight ones are answered. */
 void dot_conn_drain(dot_conn_t *c);
 
 dot_conn_state_t dot_conn_state(const dot_conn_t *c);
+/* When the connection was created (loop time). */
+ev_tstamp dot_conn_started(const dot_conn_t *c);
 /* Queries in flight (sent or queued, not yet answered). */
 unsigned dot_conn_inflight(const dot_conn_t *c);
 /* 1 when dot_conn_send would take another query. */

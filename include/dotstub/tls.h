@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 typedef enum {
 	TLS_OK = 0,
@@ -104,5 +105,16 @@ const char *tls_session_error(const tls_session_t *s);
  * protocol, cipher, ALPN, and the verification verdict, as --probe shows
  * it. Works after a failed verification too. */
 void tls_session_describe(tls_session_t *s, FILE *out);
+
+/* The clock for certificate dates (clock-floor). With `on`, a wall clock
+ * earlier than the build time reads as the build time, a warning naming
+ * both times is logged when that starts and a note when the clock has
+ * passed it; without, the clock as it is. Affects every session of the
+ * process; call it before the first session and again at a reload. */
+void tls_clock_floor(int on);
+/* The build time (SOURCE_DATE_EPOCH, else when configure ran). */
+time_t tls_clock_build_time(void);
+/* What the clock reads as for certificate dates when it says `now`. */
+time_t tls_clock_floored(time_t now, int on);
 
 #endif

@@ -7,7 +7,15 @@
  * that doubles per failure from UPSTREAM_BACKOFF_MIN_MS up to
  * UPSTREAM_BACKOFF_MAX_MS, then tried again. When all are down, the one
  * that failed longest ago is tried rather than failing at once. Within an upstream: a connection with room, preferring
- * ready ones; else a new connection while the pool has room. */
+ * ready ones; else a new connection while the pool has room.
+ *
+ * A query goes on a ready connection only. When the chosen upstream's
+ * connection is still on its way, a ready connection of another upstream
+ * takes the query; when none is ready, the query waits, and if the
+ * connection is not ready within connection-race-delay the next healthy
+ * upstream connects alongside (happy eyeballs, RFC 8305): waiting queries
+ * go on whichever is ready first. The other connection stays in its pool
+ * if it completes; a failed or timed-out one backs its upstream off. */
 #ifndef DOTSTUB_UPSTREAM_H
 #define DOTSTUB_UPSTREAM_H
 
@@ -80,6 +88,7 @@ typedef struct {
 	unsigned long resumed;     /* resumed handshakes */
 	unsigned long conn_failures;
 	unsigned long unmatched;   /* answers dropped: unknown ID or question */
+	unsigned long idle_closes; /* idle connections the server closed */
 } upstream_stats_t;
 
 void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out);

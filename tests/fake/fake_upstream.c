@@ -13,6 +13,7 @@
  * offer only SHA-1 signatures).
  *                 [--ttl N] [--answer-edns] [--dump FILE]
  *                 [--delay-after K] [--delayed-ttl N] [--delayed-rcode N]
+ *                 [--idle-close-ms N] [--blackhole] [--backlog N]
  *
  * It listens on 127.0.0.1:P only, speaks TLS 1.3/1.2 (ALPN "dot", session
  * tickets on), reads RFC 7858 length-framed queries and answers every query
@@ -45,6 +46,16 @@
  *                   new connection gets K answers again
  *   garbage         answer every query with a framed message of 40 random
  *                   bytes
+ *
+ * --idle-close-ms N: a connection with nothing to answer and nothing
+ * received for N ms is closed (close_notify, then FIN), as Cloudflare
+ * (10 s) and Quad9 (~2 s) close idle DoT connections.
+ * --blackhole: start silent: connections are left in the listen backlog
+ * (their TCP connect completes, the TLS handshake never does) and open
+ * ones are not served; SIGUSR1 toggles it (the network comes back, or goes).
+ * --backlog N: the listen backlog (default 128). With --blackhole and a
+ * small N, once the backlog is full the kernel drops further SYNs: the
+ * TCP connect itself never completes, as behind a dropping firewall.
  *
  * --answer-edns: answers carry an OPT record with a COOKIE (client and
  * server cookie) and an EDNS Client Subnet option, as an upstream that
@@ -144,11 +155,15 @@ struct options {
 	int has_delayed_ttl;
 	int delayed_rcode;              /* -1: as the others */
 	int answer_edns;
+	unsigned idle_close_ms;         /* 0: never */
+	int blackhole;                  /* at start */
+	unsigned backlog;
 };
 
 struct counters {
 	unsigned long connections, handshakes, resumed, queries, answers;
 	unsigned long tickets, offered, reused;
+	unsigned long idle_closes;      /* --idle-close-ms closes */
 };
 
 /* A framed answer held back by delay, reorder or two-in-one. */
@@ -179,6 +194,7 @@ struct conn {
 	unsigned nheld;
 	uint64_t batch_due;             /* 0: no partial batch waiting */
 	unsigned queries, answers;      /* on this connection */
+	uint64_t last_active;           /* open, or the last query (ms) */
 	int stalled;                    /* stall-after: neither read nor answered */
 };
 
@@ -199,6 +215,7 @@ struct server {
 };
 
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t blackholed;
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                      */
@@ -235,8 +252,10 @@ static void put16(uint8_t *p, unsigned v)
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_signal = 1;
+	if (sig == SIGUSR1)
+		blackholed = !blackholed;
+	else
+		stop_signal = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -250,6 +269,7 @@ static void usage(void)
 	      "                     [--exact-chain] [--priority STRING]\n"
 	      "                     [--ttl N] [--answer-edns] [--dump FILE]\n"
 	      "                     [--delay-after K] [--delayed-ttl N] [--delayed-rcode N]\n"
+	      "                     [--idle-close-ms N] [--blackhole] [--backlog N]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
 	      "       wrong-id wrong-question silent garbage stall-after\n", stderr);
 	exit(2);
@@ -297,6 +317,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "delay-after", required_argument, NULL, 'A' },
 		{ "delayed-ttl", required_argument, NULL, 'T' },
 		{ "delayed-rcode", required_argument, NULL, 'R' },
+		{ "idle-close-ms", required_argument, NULL, 'i' },
+		{ "blackhole", no_argument, NULL, 'b' },
+		{ "backlog", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -305,6 +328,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->close_after = 1;
 	o->ttl = 60;
 	o->delayed_rcode = -1;
+	o->backlog = 128;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': o->port = (int)parse_uint(optarg, 65535, "port"); break;
@@ -325,6 +349,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->has_delayed_ttl = 1;
 			break;
 		case 'R': o->delayed_rcode = (int)parse_uint(optarg, 15, "rcode"); break;
+		case 'i': o->idle_close_ms = parse_uint(optarg, 3600000, "idle close"); break;
+		case 'b': o->blackhole = 1; break;
+		case 'B': o->backlog = parse_uint(optarg, 4096, "backlog"); break;
 		default: usage();
 		}
 	}
@@ -343,9 +370,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 static void print_counters(FILE *f, const struct counters *c)
 {
 	fprintf(f, "connections=%lu handshakes=%lu resumed=%lu queries=%lu answers=%lu "
-		"tickets=%lu offered=%lu reused=%lu\n",
+		"tickets=%lu offered=%lu reused=%lu idle_closes=%lu\n",
 		c->connections, c->handshakes, c->resumed, c->queries, c->answers,
-		c->tickets, c->offered, c->reused);
+		c->tickets, c->offered, c->reused, c->idle_closes);
 }
 
 /* Write to a temporary file and rename it, so that a reader never sees a
@@ -645,12 +672,23 @@ static void release_due(struct server *srv, struct conn *c, uint64_t now)
 	}
 }
 
+/* When an idle connection is to be closed (--idle-close-ms), or 0. */
+static uint64_t idle_due(const struct server *srv, const struct conn *c)
+{
+	if (!srv->opt.idle_close_ms || c->state != CS_OPEN || c->end != END_NONE ||
+	    c->out_len || c->nheld)
+		return 0;
+	return c->last_active + srv->opt.idle_close_ms;
+}
+
 /* When the connection next needs the clock, or 0 for never. */
 static uint64_t next_due(const struct server *srv, const struct conn *c)
 {
-	if (srv->opt.mode == M_DELAY)
-		return c->held ? c->held->due_ms : 0;
-	return c->batch_due;
+	uint64_t due = srv->opt.mode == M_DELAY ? (c->held ? c->held->due_ms : 0)
+						: c->batch_due;
+	uint64_t idle = idle_due(srv, c);
+
+	return idle && (!due || idle < due) ? idle : due;
 }
 
 /* ------------------------------------------------------------------ */
@@ -697,6 +735,7 @@ static void handle_query(struct server *srv, struct conn *c,
 	dump_query(&srv->opt, msg, len);
 	srv->count_changed = 1;
 	c->queries++;
+	c->last_active = now_ms();
 	if (srv->opt.mode == M_STALL_AFTER && c->answers >= srv->opt.close_after)
 		c->stalled = 1;
 	if (c->end != END_NONE || srv->opt.mode == M_SILENT || c->stalled)
@@ -957,6 +996,7 @@ static void handshake_step(struct server *srv, struct conn *c)
 		return;
 	}
 	c->state = CS_OPEN;
+	c->last_active = now_ms();
 	if (gnutls_session_is_resumed(c->s))
 		srv->count.resumed++;
 	else
@@ -1010,8 +1050,15 @@ static void conn_io(struct server *srv, struct conn *c, short revents)
  * pass of the loop. */
 static void conn_service(struct server *srv, struct conn *c, uint64_t now)
 {
+	uint64_t idle = idle_due(srv, c);
+
 	if (c->state != CS_OPEN)
 		return;
+	if (idle && now >= idle) {
+		c->end = END_BYE;
+		srv->count.idle_closes++;
+		srv->count_changed = 1;
+	}
 	release_due(srv, c, now);
 	if (c->end == END_ABORT || flush_out(c) < 0) {
 		conn_close(c);
@@ -1045,7 +1092,7 @@ static short conn_events(const struct conn *c)
 /* Server                                                             */
 /* ------------------------------------------------------------------ */
 
-static int listen_loopback(int port)
+static int listen_loopback(int port, unsigned backlog)
 {
 	struct sockaddr_in sin = {
 		.sin_family = AF_INET,
@@ -1061,7 +1108,7 @@ static int listen_loopback(int port)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    listen(fd, 128) < 0) {
+	    listen(fd, (int)backlog) < 0) {
 		fprintf(stderr, "fake_upstream: 127.0.0.1:%d: %s\n", port, strerror(errno));
 		close(fd);
 		return -1;
@@ -1136,11 +1183,15 @@ static int serve(struct server *srv)
 		size_t n = srv->nconns;
 		struct timespec ts;
 
-		pfd[0] = (struct pollfd){ .fd = srv->lfd, .events = POLLIN };
+		/* Blackholed: nothing accepted, nothing served (a negative fd
+		 * is not polled). */
+		int quiet = blackholed;
+		pfd[0] = (struct pollfd){ .fd = quiet ? -1 : srv->lfd, .events = POLLIN };
 		for (size_t i = 0; i < n; i++)
-			pfd[1 + i] = (struct pollfd){ .fd = srv->conns[i]->fd,
+			pfd[1 + i] = (struct pollfd){ .fd = quiet ? -1 : srv->conns[i]->fd,
 						      .events = conn_events(srv->conns[i]) };
-		if (ppoll(pfd, 1 + n, poll_timeout(srv, now_ms(), &ts), &during_poll) < 0) {
+		if (ppoll(pfd, 1 + n, quiet ? NULL : poll_timeout(srv, now_ms(), &ts),
+			  &during_poll) < 0) {
 			if (errno == EINTR)
 				continue;
 			perror("ppoll");
@@ -1152,7 +1203,7 @@ static int serve(struct server *srv)
 		if (pfd[0].revents)
 			accept_clients(srv);
 		uint64_t now = now_ms();
-		for (size_t i = 0; i < srv->nconns; i++)
+		for (size_t i = 0; i < srv->nconns && !quiet; i++)
 			conn_service(srv, srv->conns[i], now);
 		sweep_dead(srv);
 		if (srv->count_changed)
@@ -1283,10 +1334,12 @@ static void setup_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);   /* a vanished client is an error code */
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 }
 
@@ -1296,11 +1349,12 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	parse_args(argc, argv, &srv.opt);
+	blackholed = srv.opt.blackhole;
 	setup_signals();
 	srv.lfd = -1;
 	if (tls_setup(&srv) < 0)
 		goto out;
-	srv.lfd = listen_loopback(srv.opt.port);
+	srv.lfd = listen_loopback(srv.opt.port, srv.opt.backlog);
 	if (srv.lfd < 0)
 		goto out;
 	save_counters(&srv);

@@ -67,6 +67,22 @@ START_TEST(test_ctx_file_without_certificate)
 }
 END_TEST
 
+/* clock-floor: an early clock reads as the build time, a later one as
+ * itself; off, the clock is always itself. */
+START_TEST(test_clock_floor)
+{
+	time_t build = tls_clock_build_time();
+
+	ck_assert_int_gt((long long)build, 1600000000LL);
+	ck_assert_int_eq(tls_clock_floored(0, 1), build);
+	ck_assert_int_eq(tls_clock_floored(build - 1, 1), build);
+	ck_assert_int_eq(tls_clock_floored(build, 1), build);
+	ck_assert_int_eq(tls_clock_floored(build + 1, 1), build + 1);
+	ck_assert_int_eq(tls_clock_floored(0, 0), 0);
+	ck_assert_int_eq(tls_clock_floored(build - 1, 0), build - 1);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -78,6 +94,7 @@ static Suite *tls_suite(void)
 	tc = tcase_create("ctx");
 	tcase_add_test(tc, test_ctx_missing_ca_file);
 	tcase_add_test(tc, test_ctx_file_without_certificate);
+	tcase_add_test(tc, test_clock_floor);
 	suite_add_tcase(s, tc);
 	return s;
 }

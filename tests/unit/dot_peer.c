@@ -48,6 +48,8 @@ struct dot_peer {
 	struct held held[PEER_QUERIES_MAX];
 	size_t nheld;
 	dot_peer_counts_t counts;
+	int silent[PEER_CONNS_MAX];                /* PEER_SILENT's sockets */
+	size_t nsilent;
 };
 
 static void forget_held(dot_peer_t *p, size_t i)
@@ -166,6 +168,8 @@ static int handle_query(struct peer_conn *c, const uint8_t *msg, size_t len)
 	case PEER_HOLD:
 		p->held[p->nheld++] = (struct held){ c, p->nqueries - 1 };
 		break;
+	case PEER_SILENT:
+		break;
 	case PEER_CLOSE_ON_QUERY:
 	case PEER_REJECT:
 		conn_close(c, 1);
@@ -267,9 +271,14 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	while ((fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		p->counts.connections++;
-		if (p->mode == PEER_REJECT) {
+		if (p->mode == PEER_REJECT ||
+		    (p->mode == PEER_SILENT && p->nsilent == PEER_CONNS_MAX)) {
 			close(fd);
 			p->counts.closed++;
+			continue;
+		}
+		if (p->mode == PEER_SILENT) {
+			p->silent[p->nsilent++] = fd;
 			continue;
 		}
 		conn_open(p, fd);
@@ -312,6 +321,8 @@ void dot_peer_stop(dot_peer_t *p)
 			conn_close(p->conns[i], 0);
 	ev_io_stop(p->loop, &p->accept_io);
 	close(p->lfd);
+	for (size_t i = 0; i < p->nsilent; i++)
+		close(p->silent[i]);
 	for (size_t i = 0; i < p->nqueries; i++)
 		bytes_free(&p->queries[i]);
 	gnutls_certificate_free_credentials(p->cred);

@@ -26,6 +26,9 @@ typedef enum {
 	PEER_HOLD,            /* keep queries until dot_peer_answer() */
 	PEER_CLOSE_ON_QUERY,  /* close the connection (close_notify) on a query */
 	PEER_REJECT,          /* close every new connection before the handshake */
+	PEER_SILENT,          /* accept new connections, never speak (a TLS
+			       * handshake that never completes); queries on
+			       * open ones go unanswered */
 } dot_peer_mode_t;
 
 /* How dot_peer_answer() answers. */
