@@ -242,7 +242,7 @@ static void set_defaults(config_t *cfg)
 /* Options that are not settings: they pick the mode, or make the command
  * line's upstream group. Settings with a flag get val SETTING_VAL + row. */
 enum {
-	OPT_CA_FILE = 256, OPT_PIN, OPT_CHECK, OPT_PROBE, OPT_VERSION,
+	OPT_CA_FILE = 256, OPT_PIN, OPT_CHECK, OPT_PROBE, OPT_VERSION, OPT_FORWARD,
 	SETTING_VAL = 1024,
 };
 
@@ -251,6 +251,7 @@ static const struct option COMMAND_OPTS[] = {
 	{ "upstream", required_argument, NULL, 'u' },
 	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 	{ "pin", required_argument, NULL, OPT_PIN },
+	{ "forward", required_argument, NULL, OPT_FORWARD },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
@@ -335,6 +336,8 @@ static int apply_command(config_t *cfg, int opt, const char *arg,
 		if (config_group_add_pin(&cfg->cli, arg) < 0)
 			goto bad;
 		break;
+	case OPT_FORWARD:
+		return config_forward_arg(cfg, arg, err, errlen);
 	case 'v': cfg->log_level = LOG_LVL_DEBUG; break;
 	case 'q': cfg->log_level = LOG_LVL_WARN; break;
 	case OPT_CHECK: cfg->mode = CONFIG_CHECK; break;
@@ -387,13 +390,19 @@ static void add_group_upstreams(config_t *cfg, const config_group_t *g)
  * command line's, else the file's groups, else the defaults (with the
  * command line's pins and anchors). */
 /* The zone table. Forward zones override local ones of the same name
- * whatever the order they are added in. */
+ * whatever the order they are added in; a forward zone's group number is
+ * its index in cfg->forwards (forward.c's groups follow that order). The
+ * domains were validated and made unique when read. */
 static void build_zones(config_t *cfg)
 {
 	zones_destroy(cfg->zones);
 	cfg->zones = zones_create();
 	if (cfg->local_zones)
 		zones_add_local_defaults(cfg->zones);
+	for (size_t i = 0; i < cfg->nforwards; i++)
+		for (size_t k = 0; k < cfg->forwards[i].ndomains; k++)
+			zones_add_forward(cfg->zones, cfg->forwards[i].domains[k],
+					  (unsigned)i, cfg->forwards[i].tls.label);
 }
 
 static void finish(config_t *cfg)
@@ -482,6 +491,8 @@ int config_from_args(config_t *cfg, int argc, char **argv,
 			 cfg->config_file);
 		return -1;
 	}
+	if (config_forward_finish(cfg, err, errlen) < 0)
+		return -1;
 	finish(cfg);
 	return 0;
 }
@@ -513,6 +524,7 @@ void config_print(const config_t *cfg, FILE *out)
 	else
 		for (size_t i = 0; i < cfg->ngroups; i++)
 			print_group(&cfg->groups[i], out);
+	config_forward_print(cfg, out);
 	zones_print(cfg->zones, out);
 }
 
@@ -525,6 +537,10 @@ void config_usage(FILE *out)
 	      "                                  (default Cloudflare, cloudflare-dns.com)\n"
 	      "      --ca-file FILE              PEM trust anchors instead of the system store\n"
 	      "      --pin BASE64                SPKI SHA-256 pin, repeatable\n"
+	      "      --forward DOMAIN=IP[@PORT][#NAME]\n"
+	      "                                  names under DOMAIN to this DoT server\n"
+	      "      --forward DOMAIN=plain:IP[@PORT]\n"
+	      "                                  ... or to this plain DNS server; repeatable\n"
 	      "  -v, --verbose                   debug logging\n"
 	      "  -q, --quiet                     warnings and errors only\n"
 	      "      --check-config              validate, print the effective configuration\n"
@@ -541,9 +557,35 @@ static int same_text(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* The forward groups and zones as --check-config prints them (malloc'd;
+ * NULL when out of memory). */
+static char *forward_text(const config_t *cfg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	config_forward_print(cfg, f);
+	fclose(f);
+	return buf;
+}
+
+/* Compared as printed: every setting of a group is in its text. */
+static int same_forwards(const config_t *a, const config_t *b)
+{
+	char *x = forward_text(a), *y = forward_text(b);
+	int same = x && y && strcmp(x, y) == 0;
+
+	free(x);
+	free(y);
+	return same;
+}
+
 int config_same_upstreams(const config_t *a, const config_t *b)
 {
-	if (a->nupstreams != b->nupstreams)
+	if (a->nupstreams != b->nupstreams || !same_forwards(a, b))
 		return 0;
 	for (size_t i = 0; i < a->nupstreams; i++) {
 		const config_upstream_t *x = &a->upstreams[i], *y = &b->upstreams[i];
@@ -566,6 +608,7 @@ void config_free(config_t *cfg)
 		config_group_free(&cfg->groups[i]);
 	free(cfg->groups);
 	config_group_free(&cfg->cli);
+	config_forward_free(cfg);
 	free(cfg->config_file);
 	free(cfg->user);
 	free(cfg->pidfile);

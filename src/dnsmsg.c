@@ -390,9 +390,9 @@ size_t dnsmsg_padded_size(size_t len, size_t pad_block)
 	return n < DNSMSG_MAX ? n : DNSMSG_MAX;
 }
 
-size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
-			     const dnsmsg_query_t *q, uint16_t id,
-			     size_t pad_block, uint8_t *out, size_t cap)
+static size_t build_query(const uint8_t *msg, size_t len,
+			  const dnsmsg_query_t *q, uint16_t id, int keepalive,
+			  size_t pad_block, uint8_t *out, size_t cap)
 {
 	struct out o = { out, 0, cap, 0 };
 	struct rr rr, opt = { 0 };
@@ -427,8 +427,10 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 		put_options_except(&o, msg, &opt, OPTS_NOT_UPSTREAM);
 	/* Ask for the server's idle timeout (RFC 7828) so that we close
 	 * before it does. */
-	put16(&o, OPT_KEEPALIVE);
-	put16(&o, 0);
+	if (keepalive) {
+		put16(&o, OPT_KEEPALIVE);
+		put16(&o, 0);
+	}
 	if (pad_block > 0)
 		put_padding(&o, pad_block, limit);
 	if (o.full || o.len > limit)
@@ -439,6 +441,21 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 	DNS_HEADER_SET_QID(out, id);
 	DNS_HEADER_SET_ARCOUNT(out, kept + 1);
 	return o.len;
+}
+
+size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
+			     const dnsmsg_query_t *q, uint16_t id,
+			     size_t pad_block, uint8_t *out, size_t cap)
+{
+	return build_query(msg, len, q, id, 1, pad_block, out, cap);
+}
+
+/* RFC 7828 3.2.1: no keepalive option over UDP; and padding only hides
+ * lengths inside encryption. */
+size_t dnsmsg_build_plain(const uint8_t *msg, size_t len,
+			  const dnsmsg_query_t *q, uint8_t *out, size_t cap)
+{
+	return build_query(msg, len, q, 0, 0, 0, out, cap);
 }
 
 /* Label length bytes are below 64, so folding case byte by byte never

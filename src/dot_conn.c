@@ -14,6 +14,7 @@
 #include "dotstub/frame.h"
 #include "dotstub/idmap.h"
 #include "dotstub/log.h"
+#include "dotstub/stats.h"
 #include "dotstub/xmalloc.h"
 
 struct dot_conn {
@@ -41,6 +42,7 @@ struct dot_conn {
 	ev_tstamp idle_from;    /* ... and that idle spell's start */
 	int peer_closed;      /* it closed the session (EOF, close_notify) */
 	int keepalive_ms;     /* the server's EDNS keepalive, -1 unknown */
+	int failure;          /* stats_reason_t of a failure before READY, or -1 */
 	dot_conn_stats_t stats;
 };
 
@@ -283,6 +285,19 @@ static int read_answers(dot_conn_t *c)
 	return 0;
 }
 
+static int tls_reason(const tls_session_t *tls)
+{
+	switch (tls_session_failure(tls)) {
+	case TLS_FAIL_NAME: return STATS_REASON_NAME;
+	case TLS_FAIL_TRUST: return STATS_REASON_TRUST;
+	case TLS_FAIL_PIN: return STATS_REASON_PIN;
+	case TLS_FAIL_EKU: return STATS_REASON_EKU;
+	case TLS_FAIL_EXPIRED: return STATS_REASON_EXPIRED;
+	case TLS_FAIL_OTHER: break;
+	}
+	return STATS_REASON_TLS;
+}
+
 static void step_handshake(dot_conn_t *c)
 {
 	tls_status_t st = tls_session_handshake(c->tls);
@@ -294,6 +309,7 @@ static void step_handshake(dot_conn_t *c)
 		return;
 	}
 	if (st != TLS_OK) {
+		c->failure = tls_reason(c->tls);
 		close_conn(c, 1, tls_session_error(c->tls));
 		return;
 	}
@@ -321,6 +337,7 @@ static void finish_connect(dot_conn_t *c)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
+		c->failure = STATS_REASON_CONNECT;
 		close_conn(c, 1, strerror(err));
 		return;
 	}
@@ -358,10 +375,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->state == DOT_CONNECTING || c->state == DOT_HANDSHAKE)
+	if (c->state == DOT_CONNECTING || c->state == DOT_HANDSHAKE) {
+		c->failure = STATS_REASON_TIMEOUT;
 		close_conn(c, 1, c->state == DOT_CONNECTING ? "connect timeout"
 							    : "TLS handshake timeout");
-	else if (idmap_count(c->ids) == 0)
+	} else if (idmap_count(c->ids) == 0)
 		close_conn(c, 0, NULL);  /* idle: close before the server does */
 }
 
@@ -418,6 +436,7 @@ dot_conn_t *dot_conn_create(struct ev_loop *loop, const config_upstream_t *u,
 	c->arg = arg;
 	c->fd = -1;
 	c->keepalive_ms = -1;
+	c->failure = -1;
 	c->state = DOT_CONNECTING;
 	c->started = ev_now(loop);
 	if (open_socket(c, err, errlen) < 0)
@@ -569,8 +588,11 @@ void dot_conn_expire(dot_req_t *req)
 	snprintf(why, sizeof(why), "no answer for %.0f ms",
 		 (ev_now(c->loop) - req->sent_at) * 1000.0);
 	dot_conn_cancel(req);
-	if (stalled && req->conn == NULL && dot_conn_state(c) != DOT_CLOSED)
+	if (stalled && req->conn == NULL && dot_conn_state(c) != DOT_CLOSED) {
+		if (c->state == DOT_CONNECTING || c->state == DOT_HANDSHAKE)
+			c->failure = STATS_REASON_TIMEOUT;
 		close_conn(c, 1, why);
+	}
 }
 
 void dot_conn_set_idle_timeout(dot_conn_t *c, unsigned ms)
@@ -615,4 +637,14 @@ int dot_conn_has_room(const dot_conn_t *c)
 const dot_conn_stats_t *dot_conn_stats(const dot_conn_t *c)
 {
 	return &c->stats;
+}
+
+int dot_conn_failure(const dot_conn_t *c)
+{
+	return c->failure;
+}
+
+time_t dot_conn_peer_expiry(const dot_conn_t *c)
+{
+	return c->tls ? tls_session_peer_expiry(c->tls) : 0;
 }

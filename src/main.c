@@ -21,6 +21,7 @@
 #include "dotstub/pidfile.h"
 #include "dotstub/probe.h"
 #include "dotstub/query.h"
+#include "dotstub/stats.h"
 #include "dotstub/tls.h"
 #include "dotstub/upstream.h"
 #include "dotstub/worker.h"
@@ -37,7 +38,6 @@ typedef struct {
 	worker_t **workers;    /* [0] runs on loop; the rest in threads */
 	unsigned nworkers;
 	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
-	unsigned long cache_flushes;   /* SIGUSR2s */
 	metrics_t *metrics;
 	pidfile_t *pidfile;    /* created as root, removed at exit */
 	ev_timer drain;
@@ -120,118 +120,45 @@ static int daemonize(void)
 	return 0;
 }
 
-/* The threads' counts, added up. */
-static void total_stats(daemon_t *d, worker_stats_t *t)
+/* The threads' counts, added up, into s (cleared first). */
+static void total_stats(daemon_t *d, stats_snapshot_t *s)
 {
-	memset(t, 0, sizeof(*t));
-	for (unsigned i = 0; i < d->nworkers; i++) {
-		worker_stats_t s;
-		worker_stats(d->workers[i], &s);
-		query_stats_add(&t->q, &s.q);
-		upstream_stats_add(&t->u, &s.u);
-		t->open += s.open;
-	}
+	stats_snapshot_clear(s);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_stats(d->workers[i], s);
 }
 
-/* One table for the USR1 line and the metrics page. */
-typedef struct {
-	const char *log;      /* in the stats line */
-	const char *metric;   /* dotstub_..._total */
-	const char *help;
-	unsigned long v;
-} counter_t;
-
-#define N_QUERY_COUNTERS 14
-#define N_COUNTERS 19
-
-static void counters(const daemon_t *d, const worker_stats_t *s,
-		     counter_t c[N_COUNTERS])
-{
-	const query_stats_t *q = &s->q;
-	const upstream_stats_t *u = &s->u;
-	const counter_t all[N_COUNTERS] = {
-		{ "queries", "queries", "Messages received from clients", q->received },
-		{ "answered", "answers", "Upstream answers sent to clients", q->answered },
-		{ "servfail", "servfail", "SERVFAIL sent (no upstream, deadline)", q->servfail },
-		{ "formerr", "formerr", "FORMERR sent", q->formerr },
-		{ "notimp", "notimp", "NOTIMP sent", q->notimp },
-		{ "dropped", "dropped", "Client messages dropped (short, too long, QR=1)", q->dropped },
-		{ "truncated", "truncated", "Answers truncated for UDP clients", q->truncated },
-		{ "resent", "resent", "Queries resent to another connection", q->resent },
-		{ "cache hits", "cache_hits", "Answers from the cache", q->cache_hits },
-		{ "stale", "stale_answers", "Expired answers served (RFC 8767): upstream down, slow or SERVFAIL", q->stale_answers },
-		{ "prefetches", "prefetches", "Refreshes sent for answers near expiry", q->prefetches },
-		{ "cache flushes", "cache_flushes", "Cache flushes (SIGUSR2)", d->cache_flushes },
-		{ "local answers", "local_answers", "Answers from local zones (RFC 6761, 6303), never sent upstream", q->local_answers },
-		{ "refused", "refused", "Client messages refused: source not in allow", q->refused },
-		{ "handshakes", "upstream_handshakes", "Full TLS handshakes", u->handshakes },
-		{ "resumed", "upstream_resumed", "Resumed TLS handshakes", u->resumed },
-		{ "failures", "upstream_failures", "Upstream connection failures", u->conn_failures },
-		{ "unmatched", "upstream_unmatched", "Answers dropped: unknown ID or question", u->unmatched },
-		{ "idle closes", "upstream_idle_closes", "Idle connections the server closed (its idle timeout is learned)", u->idle_closes },
-	};
-
-	memcpy(c, all, sizeof(all));
-}
-
-/* "stats: queries 3, answered 3, ..., open 0; upstream handshakes 1, ..." */
+/* "stats: queries 3, answered 3, ..." */
 static void log_stats(daemon_t *d)
 {
-	worker_stats_t s;
-	counter_t c[N_COUNTERS];
-	char line[768];
-	size_t n = 0;
+	stats_snapshot_t *s = stats_snapshot_new();
+	char line[1024];
 
-	total_stats(d, &s);
-	counters(d, &s, c);
-	for (size_t i = 0; i < N_COUNTERS && n < sizeof(line); i++) {
-		if (i == N_QUERY_COUNTERS)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      ", open %zu; upstream ", s.open);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %lu",
-				      i == 0 || i == N_QUERY_COUNTERS ? "" : ", ",
-				      c[i].log, c[i].v);
-	}
+	total_stats(d, s);
+	stats_log_line(s, line, sizeof(line));
 	log_info("stats: %s", line);
+	stats_snapshot_free(s);
 }
 
-/* The Prometheus text format: counters, then the answer-time histogram. */
 static void render_metrics(void *arg, FILE *out)
 {
 	daemon_t *d = arg;
-	worker_stats_t s;
-	counter_t c[N_COUNTERS];
-	unsigned long cumulative = 0;
+	stats_snapshot_t *s = stats_snapshot_new();
 
-	total_stats(d, &s);
-	counters(d, &s, c);
-	for (size_t i = 0; i < N_COUNTERS; i++)
-		fprintf(out, "# HELP dotstub_%s_total %s.\n# TYPE dotstub_%s_total counter\n"
-			"dotstub_%s_total %lu\n", c[i].metric, c[i].help,
-			c[i].metric, c[i].metric, c[i].v);
-	fprintf(out, "# HELP dotstub_queries_open Queries waiting for an answer.\n"
-		"# TYPE dotstub_queries_open gauge\ndotstub_queries_open %zu\n", s.open);
-	fprintf(out, "# HELP dotstub_answer_seconds Time from query to answer.\n"
-		"# TYPE dotstub_answer_seconds histogram\n");
-	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++) {
-		cumulative += s.q.latency[i];
-		if (i < QUERY_LATENCY_BUCKETS)
-			fprintf(out, "dotstub_answer_seconds_bucket{le=\"%g\"} %lu\n",
-				query_latency_bounds[i], cumulative);
-		else
-			fprintf(out, "dotstub_answer_seconds_bucket{le=\"+Inf\"} %lu\n",
-				cumulative);
-	}
-	fprintf(out, "dotstub_answer_seconds_sum %.6f\ndotstub_answer_seconds_count %lu\n",
-		s.q.latency_sum, cumulative);
+	total_stats(d, s);
+	stats_render(s, out);
+	stats_snapshot_free(s);
 }
 
 static size_t open_queries(daemon_t *d)
 {
-	worker_stats_t s;
+	stats_snapshot_t *s = stats_snapshot_new();
+	size_t n;
 
-	total_stats(d, &s);
-	return s.open;
+	total_stats(d, s);
+	n = (size_t)stats_global_value(s, SG_OPEN);
+	stats_snapshot_free(s);
+	return n;
 }
 
 /* Every worker drained (each bounds its own wait), or past the bound. */
@@ -281,7 +208,6 @@ static void on_usr2(struct ev_loop *loop, ev_signal *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	d->cache_flushes++;
 	log_info("signal %d: flushing the cache", w->signum);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_flush_cache(d->workers[i]);
@@ -299,17 +225,23 @@ static int same_listeners(const config_t *a, const config_t *b)
 
 /* Descriptors besides the TCP clients: stdio; per thread its loop's own
  * (epoll, async, signals), a UDP and a TCP socket per listener and the
- * upstream pools (twice: a reload keeps the old pools until their queries
- * end); the metrics listener and its clients; a margin for syslog, trust
- * stores read on reload and the like. */
+ * upstream and forward pools (twice: a reload keeps the old pools until
+ * their queries end); the metrics listener, MHD's epoll and the clients;
+ * a margin for syslog, trust stores read on reload and the like. */
 static unsigned long fds_besides_clients(const config_t *cfg)
 {
 	unsigned long threads = cfg->threads ? cfg->threads : 1;
 	unsigned long per_thread = 4 + 2 * cfg->nlisten +
 				   2 * cfg->nupstreams * cfg->pool_size;
 
+	/* Forward groups: a DoT group's pools; a plain one's UDP socket and
+	 * TCP connection per server, for UDP and for TCP clients. */
+	for (size_t i = 0; i < cfg->nforwards; i++)
+		per_thread += 2 * cfg->forwards[i].nupstreams *
+			      (cfg->forwards[i].plaintext ? 3 : cfg->pool_size);
+
 	return 3 + 8 + threads * per_thread +
-	       (cfg->metrics ? 1 + METRICS_MAX_CLIENTS : 0);
+	       (cfg->metrics ? 2 + METRICS_MAX_CLIENTS : 0);
 }
 
 /* Raise the soft open-file limit (up to the hard one) so that every
@@ -378,10 +310,12 @@ static int validate(const config_t *cfg, char *err, size_t errlen)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	upstream_set_t *ups = upstream_set_create(loop, cfg, err, errlen);
+	forward_set_t *fwd = ups ? forward_set_create(loop, cfg, err, errlen) : NULL;
 
+	forward_set_destroy(fwd);
 	upstream_set_destroy(ups);
 	ev_loop_destroy(loop);
-	return ups ? 0 : -1;
+	return fwd ? 0 : -1;
 }
 
 /* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts,
@@ -413,6 +347,7 @@ static void reload(daemon_t *d)
 			 cfg.threads, d->nworkers);
 	fit_fd_limit(&cfg);
 	warn_loopback_only(&cfg);
+	forward_warn_plaintext(&cfg);
 	sc = shared_config_new(&cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		worker_reload(d->workers[i], sc);
@@ -528,6 +463,7 @@ static int run(daemon_t *d)
 
 	d->loop = ev_default_loop(EVFLAG_AUTO);
 	warn_loopback_only(cfg);
+	forward_warn_plaintext(cfg);
 	if (create_workers(d) < 0 || serve_metrics(d) < 0 || create_pidfile(d) < 0)
 		return 1;
 	if (cfg->daemonize) {
@@ -564,6 +500,7 @@ static int check_config(const config_t *cfg)
 		return 1;
 	}
 	warn_loopback_only(cfg);
+	forward_warn_plaintext(cfg);
 	config_print(cfg, stdout);
 	return 0;
 }

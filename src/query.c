@@ -8,6 +8,7 @@
 
 #include "dotstub/cache.h"
 #include "dotstub/dnsmsg.h"
+#include "dotstub/forward.h"
 #include "dotstub/log.h"
 #include "dotstub/netutil.h"
 #include "dotstub/query.h"
@@ -27,10 +28,6 @@
  * through malloc; past this many (after a burst) they are freed. */
 #define QUERY_SPARE_MAX 256
 
-const double query_latency_bounds[QUERY_LATENCY_BUCKETS] = {
-	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2,
-};
-
 /* The query that embeds a request the pool hands back. */
 #define QUERY_OF(r) \
 	((query_t *)((char *)(r) - offsetof(query_t, ureq.req)))
@@ -49,12 +46,16 @@ typedef struct query {
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	ev_timer stale;             /* serve-stale: the client waits no longer */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
+	forward_group_t *fwd;       /* the forward group of its name, or NULL */
+	forward_set_t *fwd_set;     /* the zone table fwd was looked up in */
+	void *fwd_token;            /* in flight to a plain DNS group */
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
 	/* No client waits (it got a stale answer, or this is a prefetch):
 	 * the answer only refreshes the cache, a failure ends it quietly. */
 	int answered;
+	unsigned long flushes;      /* the cache's flushes when it started */
 	uint8_t inline_msg[QUERY_INLINE_MSG];  /* last: not cleared on reuse */
 } query_t;
 
@@ -62,11 +63,14 @@ struct query_env {
 	struct ev_loop *loop;
 	const config_t *cfg;
 	upstream_set_t *ups;
+	forward_set_t *fwd;         /* the zone table; NULL: none */
 	cache_t *cache;
 	TAILQ_HEAD(query_list, query) open, spare;  /* spare: for reuse */
 	size_t nopen;
 	size_t nspare;
-	query_stats_t stats;
+	stats_global_t *stats;      /* the thread's counters */
+	stats_global_t own;         /* stats until query_env_use_stats() */
+	unsigned long flushes;      /* of the cache, so far */
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
@@ -101,6 +105,7 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->loop = loop;
 	env->cfg = cfg;
 	env->ups = upstreams;
+	env->stats = &env->own;
 	cache_limits_t lim = cache_limits(cfg);
 
 	env->cache = cache_create(&lim);
@@ -141,6 +146,7 @@ static void query_free(query_t *qr)
 	ev_timer_stop(env->loop, &qr->stale);
 	if (qr->ups)
 		upstream_cancel(qr->ups, &qr->ureq);
+	forward_cancel(qr->fwd_token);
 	TAILQ_REMOVE(&env->open, qr, link);
 	env->nopen--;
 	if (qr->client.release)
@@ -171,8 +177,10 @@ static void send_error(query_env_t *env, const query_client_t *client,
 {
 	size_t n = dnsmsg_error_reply(q, msg, len, rcode, env->out,
 				      sizeof(env->out));
-	if (n)
-		client->reply(client->owner, addr, addrlen, env->out, n);
+	if (!n)
+		return;
+	stats_inc_at(env->stats, SG_RESPONSES, stats_rcode_label((unsigned)rcode));
+	client->reply(client->owner, addr, addrlen, env->out, n);
 }
 
 static int answer_stale(query_t *qr);
@@ -189,7 +197,7 @@ static void log_failure(const query_t *qr, const char *what, const char *why)
 
 /* No answer from upstream: a stale one when the cache has it (RFC 8767),
  * else SERVFAIL; nothing when no client waits. */
-static void fail_query(query_t *qr, const char *why)
+static void fail_query(query_t *qr, stats_cause_t cause, const char *why)
 {
 	if (qr->answered) {
 		log_failure(qr, "refresh failed", why);
@@ -202,30 +210,22 @@ static void fail_query(query_t *qr, const char *why)
 		return;
 	}
 	log_failure(qr, "SERVFAIL", why);
-	qr->env->stats.servfail++;
+	stats_inc(qr->env->stats, SG_SERVFAIL);
+	stats_inc_at(qr->env->stats, SG_SERVFAIL_CAUSE, cause);
 	send_error(qr->env, &qr->client, &qr->addr, qr->addrlen, &qr->q,
 		   qr->upmsg, qr->uplen, DNSMSG_RCODE_SERVFAIL);
 	query_free(qr);
 }
 
-static void record_latency(query_stats_t *st, double secs)
-{
-	size_t i = 0;
-
-	while (i < QUERY_LATENCY_BUCKETS && secs > query_latency_bounds[i])
-		i++;
-	st->latency[i]++;
-	st->latency_sum += secs;
-}
-
-/* An answer (from upstream or cache, `age` seconds old; stale: past its
- * TTL, RFC 8767) rebuilt for the client, counted and sent. Returns 0,
- * sending nothing, when the answer cannot be read. */
+/* An answer (from `source`: upstream or cache, `age` seconds old; stale:
+ * past its TTL, RFC 8767) rebuilt for the client, counted and sent `secs`
+ * after the query came. Returns 0, sending nothing, when the answer
+ * cannot be read. */
 static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		       const query_client_t *client,
 		       const struct sockaddr_storage *addr, socklen_t addrlen,
 		       const uint8_t *msg, size_t len, uint32_t age, int stale,
-		       double secs)
+		       unsigned source, double secs)
 {
 	size_t max = client->udp ? q->udp_max : 0;
 	size_t n = stale ?
@@ -237,26 +237,29 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 	if (n == 0)
 		return 0;
 	if (stale)
-		env->stats.stale_answers++;
+		stats_inc(env->stats, SG_STALE_ANSWERS);
 	else
 		dnsmsg_age_ttls(env->out, n, age);
 	if (client->udp && n < len && dnsmsg_truncated(env->out))
-		env->stats.truncated++;
-	env->stats.answered++;
-	record_latency(&env->stats, secs);
+		stats_inc(env->stats, SG_TRUNCATED);
+	stats_inc(env->stats, SG_ANSWERED);
+	stats_inc_at(env->stats, SG_RESPONSES,
+		     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
+	stats_observe(env->stats, SG_ANSWER_SECONDS, 0, secs);
+	stats_observe(env->stats, SG_CLIENT_SECONDS, source, secs);
 	client->reply(client->owner, addr, addrlen, env->out, n);
 	return 1;
 }
 
 /* The upstream's answer (env->plain, n bytes; 0: unreadable) into the
- * cache, unless it came from a set a reload replaced: a reload that
- * changes the upstreams empties the cache, and their last answers must
- * not creep back in. */
+ * cache, unless the cache was flushed since the query started: a reload
+ * that changes the upstreams empties the cache, and their last answers
+ * must not creep back in. */
 static void store(query_t *qr, size_t n)
 {
 	query_env_t *env = qr->env;
 
-	if (n && qr->ups == env->ups)
+	if (n && qr->flushes == env->flushes)
 		cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 }
 
@@ -281,26 +284,56 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	}
 	if (n == 0 ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
-			 env->plain, n, 0, 0, ev_now(env->loop) - qr->started)) {
-		fail_query(qr, "unreadable answer");
+			 env->plain, n, 0, 0, STATS_SOURCE_UPSTREAM,
+			 ev_now(env->loop) - qr->started)) {
+		fail_query(qr, STATS_CAUSE_BAD_ANSWER, "unreadable answer");
 		return;
 	}
 	store(qr, n);
 	query_free(qr);
 }
 
+/* A plain DNS forward group: c-ares keeps its own time per server, so no
+ * attempt timer; the deadline still holds. 0, or -1 when it failed and
+ * has ended. */
+static int dispatch_plain(query_t *qr)
+{
+	ev_timer_stop(qr->env->loop, &qr->attempt);
+	qr->ups = NULL;
+	qr->fwd_token = forward_send_plain(qr->fwd, &qr->ureq.req, qr->upmsg,
+					   qr->uplen, !qr->client.udp);
+	if (qr->fwd_token)
+		return 0;
+	fail_query(qr, STATS_CAUSE_QUEUE_FULL, "too many plain DNS queries in flight");
+	return -1;
+}
+
 /* Send (or resend) the query: 0, or -1 when it failed and has ended. */
 static int dispatch(query_t *qr)
 {
 	query_env_t *env = qr->env;
+	upstream_set_t *ups;
 	int rc;
 
-	qr->ups = env->ups;
-	rc = upstream_send(env->ups, &qr->ureq, qr->upmsg, qr->uplen);
+	forward_cancel(qr->fwd_token);   /* a resend ends the plain one */
+	qr->fwd_token = NULL;
+	/* Asked again after a reload: it may have changed the zones. */
+	if (qr->fwd_set != env->fwd) {
+		qr->fwd = forward_lookup(env->fwd, qr->q.question, qr->q.question_len);
+		qr->fwd_set = env->fwd;
+	}
+	if (qr->fwd && !forward_upstreams(qr->fwd))
+		return dispatch_plain(qr);
+	ups = qr->fwd ? forward_upstreams(qr->fwd) : env->ups;
+	qr->ups = ups;
+	rc = upstream_send(ups, &qr->ureq, qr->upmsg, qr->uplen);
 
 	if (rc < 0) {
-		fail_query(qr, rc == -ENOBUFS ? "too many queries waiting"
-					      : "no upstream connection can take it");
+		if (rc == -ENOBUFS)
+			fail_query(qr, STATS_CAUSE_QUEUE_FULL, "too many queries waiting");
+		else
+			fail_query(qr, STATS_CAUSE_NO_CONNECTION,
+				   "no upstream connection can take it");
 		return -1;
 	}
 	ev_timer_stop(env->loop, &qr->attempt);
@@ -317,10 +350,10 @@ static void retry(query_t *qr, int counted, const char *why)
 {
 	if ((counted && ++qr->failures >= MAX_FAILURES) ||
 	    ++qr->resends > MAX_RESENDS) {
-		fail_query(qr, why);
+		fail_query(qr, STATS_CAUSE_UPSTREAM, why);
 		return;
 	}
-	qr->env->stats.resent++;
+	stats_inc(qr->env->stats, SG_RESENT);
 	dispatch(qr);
 }
 
@@ -344,7 +377,7 @@ static void on_attempt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_start(qr->env->loop, w);
 		return;
 	}
-	dot_conn_expire(&qr->ureq.req);
+	upstream_expire(qr->ups, &qr->ureq);
 	retry(qr, 1, "attempt timed out");
 }
 
@@ -354,7 +387,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	fail_query(qr, "deadline passed");
+	fail_query(qr, STATS_CAUSE_DEADLINE, "deadline passed");
 }
 
 /* What the cache has for a query already open, fresh (another query
@@ -369,10 +402,10 @@ static int answer_stale(query_t *qr)
 	if (st == CACHE_MISS ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
 			 hit.msg, hit.len, hit.age, st == CACHE_STALE,
-			 ev_now(env->loop) - qr->started))
+			 STATS_SOURCE_CACHE, ev_now(env->loop) - qr->started))
 		return 0;
 	if (st == CACHE_FRESH)
-		env->stats.cache_hits++;
+		stats_inc(env->stats, SG_CACHE_HITS);
 	qr->answered = 1;
 	if (qr->client.release)
 		qr->client.release(qr->client.owner);
@@ -389,6 +422,17 @@ static void on_stale_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	answer_stale(qr);
+}
+
+/* Every upstream that could answer q is known down (failed, backing
+ * off): its default set's, or its DoT forward group's. A plain DNS group
+ * keeps no such state: never known down. */
+static int all_down(query_env_t *env, const dnsmsg_query_t *q)
+{
+	forward_group_t *g = forward_lookup(env->fwd, q->question, q->question_len);
+	upstream_set_t *ups = g ? forward_upstreams(g) : env->ups;
+
+	return ups && upstream_set_all_down(ups, ev_now(env->loop));
 }
 
 static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
@@ -411,13 +455,16 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 
 	switch (cache_lookup(env->cache, q, cache_now(), &hit)) {
 	case CACHE_FRESH:
+		/* The time since the loop woke up (and read the query, or
+		 * the batch it came in): a cache hit takes microseconds. */
 		if (!send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
-				 hit.age, 0, 0))
+				 hit.age, 0, STATS_SOURCE_CACHE,
+				 ev_time() - ev_now(env->loop)))
 			return 0;
-		env->stats.cache_hits++;
+		stats_inc(env->stats, SG_CACHE_HITS);
 		/* After the answer: a refresh never delays the hit. */
 		if (hit.refresh && start_query(env, q, msg, len, NULL, NULL, 0, 0))
-			env->stats.prefetches++;
+			stats_inc(env->stats, SG_PREFETCHES);
 		return 1;
 	case CACHE_STALE:
 		*stale = 1;
@@ -425,9 +472,10 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 		 * failure, the client gets the stale answer now. The query
 		 * still goes upstream, nobody waiting for it: the first
 		 * upstream back refreshes the answer. */
-		if (!upstream_set_all_down(env->ups, ev_now(env->loop)) ||
+		if (!all_down(env, q) ||
 		    !send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
-				 0, 1, 0))
+				 0, 1, STATS_SOURCE_CACHE,
+				 ev_time() - ev_now(env->loop)))
 			return 0;
 		start_query(env, q, msg, len, NULL, NULL, 0, 0);
 		return 1;
@@ -458,9 +506,12 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 	}
 	n = dnsmsg_local_answer(q, m.local, m.apex, env->out, sizeof(env->out));
 	if (n) {
-		env->stats.local_answers++;
-		env->stats.answered++;
-		record_latency(&env->stats, 0);
+		stats_inc(env->stats, SG_LOCAL_ANSWERS);
+		stats_inc(env->stats, SG_ANSWERED);
+		stats_inc_at(env->stats, SG_RESPONSES,
+			     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
+		stats_observe(env->stats, SG_ANSWER_SECONDS, 0, 0);
+		stats_observe(env->stats, SG_CLIENT_SECONDS, STATS_SOURCE_LOCAL, 0);
 		client->reply(client->owner, addr, addrlen, env->out, n);
 	}
 	return 1;
@@ -469,12 +520,18 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 /* Build the upstream message; returns 0 or -1 (FORMERR material). */
 static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
 {
-	size_t pad = qr->env->cfg->padding_block;
+	forward_group_t *g = forward_lookup(qr->env->fwd, qr->q.question,
+					    qr->q.question_len);
+	int plain = g && !forward_upstreams(g);
+	size_t pad = plain ? 0 : qr->env->cfg->padding_block;
 	size_t cap = dnsmsg_padded_size(len, pad);
 
+	qr->fwd = g;
+	qr->fwd_set = qr->env->fwd;
 	qr->upmsg = cap <= QUERY_INLINE_MSG ? qr->inline_msg : xmalloc(cap);
-	qr->uplen = dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
-					  qr->upmsg, cap);
+	qr->uplen = plain ? dnsmsg_build_plain(msg, len, &qr->q, qr->upmsg, cap)
+			  : dnsmsg_build_upstream(msg, len, &qr->q, 0, pad,
+						  qr->upmsg, cap);
 	return qr->uplen ? 0 : -1;
 }
 
@@ -489,7 +546,7 @@ static void refuse(query_env_t *env, const query_client_t *client,
 	dnsmsg_query_t q;
 	size_t n;
 
-	env->stats.refused++;
+	stats_inc(env->stats, SG_REFUSED);
 	if (log_get_level() >= LOG_LVL_DEBUG) {
 		char peer[64];
 		net_format(addr, peer, sizeof(peer));
@@ -498,8 +555,10 @@ static void refuse(query_env_t *env, const query_client_t *client,
 	if (dnsmsg_parse_query(msg, len, &q) == DNSMSG_DROP)
 		return;
 	n = dnsmsg_refused_reply(&q, msg, len, env->out, sizeof(env->out));
-	if (n)
-		client->reply(client->owner, addr, addrlen, env->out, n);
+	if (!n)
+		return;
+	stats_inc_at(env->stats, SG_RESPONSES, DNSMSG_RCODE_REFUSED);
+	client->reply(client->owner, addr, addrlen, env->out, n);
 }
 
 void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
@@ -509,7 +568,9 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	dnsmsg_query_t q;
 	int stale = 0;
 
-	env->stats.received++;
+	stats_inc(env->stats, SG_QUERIES);
+	stats_inc_at(env->stats, SG_BY_TRANSPORT,
+		     client->udp ? STATS_TRANSPORT_UDP : STATS_TRANSPORT_TCP);
 	if (!acl_allows(env->cfg->allow, addr)) {
 		refuse(env, client, addr, addrlen, msg, len);
 		return;
@@ -518,15 +579,15 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	case DNSMSG_OK:
 		break;
 	case DNSMSG_DROP:
-		env->stats.dropped++;
+		stats_inc(env->stats, SG_DROPPED);
 		return;
 	case DNSMSG_FORMERR:
-		env->stats.formerr++;
+		stats_inc(env->stats, SG_FORMERR);
 		send_error(env, client, addr, addrlen, &q, msg, len,
 			   DNSMSG_RCODE_FORMERR);
 		return;
 	case DNSMSG_NOTIMP:
-		env->stats.notimp++;
+		stats_inc(env->stats, SG_NOTIMP);
 		send_error(env, client, addr, addrlen, &q, msg, len,
 			   DNSMSG_RCODE_NOTIMP);
 		return;
@@ -553,6 +614,7 @@ static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
 	qr->env = env;
 	qr->started = ev_now(env->loop);
 	qr->q = *q;
+	qr->flushes = env->flushes;
 	if (client) {
 		qr->client = *client;
 		memcpy(&qr->addr, addr, addrlen);
@@ -562,7 +624,7 @@ static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
 	}
 	if (build_upstream(qr, msg, len) < 0) {
 		if (client) {
-			env->stats.formerr++;
+			stats_inc(env->stats, SG_FORMERR);
 			send_error(env, client, addr, addrlen, q, msg, len,
 				   DNSMSG_RCODE_FORMERR);
 		}
@@ -594,13 +656,19 @@ static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
 
 void query_drop(query_env_t *env)
 {
-	env->stats.received++;
-	env->stats.dropped++;
+	stats_inc(env->stats, SG_QUERIES);
+	stats_inc_at(env->stats, SG_BY_TRANSPORT, STATS_TRANSPORT_UDP);
+	stats_inc(env->stats, SG_DROPPED);
 }
 
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 {
 	env->ups = ups;
+}
+
+void query_env_set_forward(query_env_t *env, forward_set_t *fwd)
+{
+	env->fwd = fwd;
 }
 
 void query_env_reconfigure(query_env_t *env)
@@ -612,6 +680,8 @@ void query_env_reconfigure(query_env_t *env)
 
 size_t query_env_flush_cache(query_env_t *env)
 {
+	env->flushes++;
+	stats_inc(env->stats, SG_CACHE_FLUSHES);
 	return cache_flush(env->cache);
 }
 
@@ -620,27 +690,23 @@ size_t query_inflight(const query_env_t *env)
 	return env->nopen;
 }
 
-const query_stats_t *query_stats(const query_env_t *env)
+void query_env_use_stats(query_env_t *env, stats_global_t *g)
 {
-	return &env->stats;
+	env->stats = g;
 }
 
-void query_stats_add(query_stats_t *to, const query_stats_t *from)
+const stats_global_t *query_env_stats(const query_env_t *env)
 {
-	to->received += from->received;
-	to->dropped += from->dropped;
-	to->formerr += from->formerr;
-	to->notimp += from->notimp;
-	to->answered += from->answered;
-	to->servfail += from->servfail;
-	to->truncated += from->truncated;
-	to->resent += from->resent;
-	to->cache_hits += from->cache_hits;
-	to->stale_answers += from->stale_answers;
-	to->prefetches += from->prefetches;
-	to->local_answers += from->local_answers;
-	to->refused += from->refused;
-	for (size_t i = 0; i <= QUERY_LATENCY_BUCKETS; i++)
-		to->latency[i] += from->latency[i];
-	to->latency_sum += from->latency_sum;
+	return env->stats;
+}
+
+void query_env_fill_stats(const query_env_t *env, stats_global_t *g)
+{
+	const cache_stats_t *c = cache_stats(env->cache);
+
+	stats_set(g, SG_OPEN, env->nopen);
+	stats_set(g, SG_CACHE_MISSES, c->misses);
+	stats_set(g, SG_CACHE_EVICTIONS, c->evicted);
+	stats_set(g, SG_CACHE_ENTRIES, c->entries);
+	stats_set(g, SG_CACHE_BYTES, c->bytes);
 }

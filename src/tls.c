@@ -67,6 +67,7 @@ struct tls_session {
 	unsigned status;     /* gnutls_certificate_status_t bits */
 	int pin_match;       /* index of the pin that matched, -1 none */
 	verified_path_t path;
+	time_t leaf_expiry;  /* notAfter of the leaf the server sent */
 	/* Tickets received and not yet taken, oldest first. */
 	gnutls_datum_t tickets[TLS_TICKETS_MAX];
 	size_t ntickets;
@@ -256,8 +257,10 @@ static void find_path(tls_session_t *ts)
 		}
 	}
 	/* An unreadable certificate ends the path where it stands. */
-	if (got > 0)
+	if (got > 0) {
 		build_path(ts, sent, got);
+		ts->leaf_expiry = gnutls_x509_crt_get_expiration_time(sent[0]);
+	}
 	for (unsigned i = 0; i < got; i++) {
 		if (ts->path.ok && ts->path.on_path[i])
 			ts->path.has_pin[i] = crt_pin(sent[i], ts->path.pin[i]) == 0;
@@ -601,6 +604,39 @@ size_t tls_session_pending(tls_session_t *ts)
 void tls_session_bye(tls_session_t *ts)
 {
 	gnutls_bye(ts->s, GNUTLS_SHUT_WR);
+}
+
+tls_failure_t tls_session_failure(const tls_session_t *ts)
+{
+	const unsigned other = GNUTLS_CERT_UNEXPECTED_OWNER |
+			       GNUTLS_CERT_PURPOSE_MISMATCH | GNUTLS_CERT_INVALID |
+			       GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED;
+
+	if (!ts->verified)
+		return TLS_FAIL_OTHER;
+	/* Most fundamental first: a stranger's certificate is untrusted
+	 * before it is anything else. */
+	if (ts->status & ~other)
+		return TLS_FAIL_TRUST;
+	if (ts->status & (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED))
+		return TLS_FAIL_EXPIRED;
+	if (ts->status & GNUTLS_CERT_PURPOSE_MISMATCH)
+		return TLS_FAIL_EKU;
+	if (ts->status & GNUTLS_CERT_UNEXPECTED_OWNER)
+		return TLS_FAIL_NAME;
+	if (ts->status || !ts->path.ok)
+		return TLS_FAIL_TRUST;
+	if (ts->peer.npins && ts->pin_match < 0)
+		return TLS_FAIL_PIN;
+	return TLS_FAIL_OTHER;
+}
+
+time_t tls_session_peer_expiry(const tls_session_t *ts)
+{
+	int pinned = ts->peer.npins == 0 || ts->pin_match >= 0;
+
+	return ts->verified && ts->status == 0 && ts->path.ok && pinned ?
+	       ts->leaf_expiry : 0;
 }
 
 const char *tls_session_error(const tls_session_t *ts)

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dotstub/log.h"
 #include "dotstub/rand.h"
+#include "dotstub/stats.h"
 #include "dotstub/upstream.h"
 #include "dotstub/xmalloc.h"
 
@@ -24,6 +26,9 @@
  * burst opens at most pool-size connections at once; a full handshake
  * when none is left costs one round trip. */
 #define UPSTREAM_TICKETS_MAX 8
+
+/* A verified certificate this close to its notAfter is worth a warning. */
+#define CERT_WARN_DAYS 14
 
 typedef struct upstream {
 	upstream_set_t *set;
@@ -49,6 +54,8 @@ typedef struct upstream {
 		size_t len;
 	} tickets[UPSTREAM_TICKETS_MAX];
 	size_t ntickets;
+	int warned_expiry;         /* said once per set: at start-up, on reload */
+	stats_upstream_t stats;    /* this thread's counts for it */
 } upstream_t;
 
 struct upstream_set {
@@ -76,7 +83,8 @@ struct upstream_set {
 	 * is not ready within race_delay, the next upstream starts too. */
 	ev_timer race;
 	ev_tstamp race_delay;      /* seconds; 0 = no race */
-	upstream_stats_t stats;
+	stats_global_t *g;         /* the thread's counters */
+	stats_global_t own;        /* g until upstream_set_use_stats() */
 };
 
 static void send_waiting(upstream_set_t *set);
@@ -112,19 +120,36 @@ static dot_conn_t *pending_conn(const upstream_t *u)
 	return oldest;
 }
 
+/* A resumed session shows no certificate: the gauge keeps the last full
+ * handshake's. */
+static void note_expiry(upstream_t *u, time_t expiry)
+{
+	double days;
+
+	if (expiry <= 0)
+		return;
+	stats_set(&u->stats, SU_CERT_EXPIRY, (double)expiry);
+	days = difftime(expiry, time(NULL)) / 86400.0;
+	if (days < CERT_WARN_DAYS && !u->warned_expiry) {
+		u->warned_expiry = 1;
+		log_warn("upstream %s: its certificate expires in %.1f days",
+			 u->cfg->text, days);
+	}
+}
+
 static void on_ready(void *arg, dot_conn_t *c, int resumed, double ms)
 {
 	upstream_t *u = arg;
 
-	(void)c;
 	(void)ms;
 	u->fails = 0;
 	u->down_until = 0;
 	u->stalled = 0;
-	if (resumed)
-		u->set->stats.resumed++;
-	else
-		u->set->stats.handshakes++;
+	stats_inc_at(&u->stats, SU_HANDSHAKES,
+		     resumed ? STATS_KIND_RESUMED : STATS_KIND_FULL);
+	stats_inc(u->set->g, resumed ? SG_UP_RESUMED : SG_UP_HANDSHAKES);
+	if (!resumed)
+		note_expiry(u, dot_conn_peer_expiry(c));
 	/* Queries wait for a ready connection: this one, if it is first. */
 	if (!TAILQ_EMPTY(&u->set->waiting))
 		send_waiting(u->set);
@@ -164,6 +189,8 @@ static void on_rtt(void *arg, double ms)
 	upstream_t *u = arg;
 
 	u->srtt_ms = u->srtt_ms == 0 ? ms : u->srtt_ms + (ms - u->srtt_ms) / 8;
+	stats_inc(&u->stats, SU_ANSWERS);
+	stats_observe(&u->stats, SU_ANSWER_SECONDS, 0, ms / 1000.0);
 }
 
 static void on_room(void *arg, dot_conn_t *c)
@@ -189,7 +216,7 @@ static void mark_failed(upstream_t *u)
 	u->fails++;
 	u->last_fail = now;
 	u->down_until = now + ms / 1000.0;
-	u->set->stats.conn_failures++;
+	stats_inc(u->set->g, SG_UP_FAILURES);
 	/* A ticket from a server that now fails may be what fails. */
 	drop_tickets(u);
 }
@@ -207,7 +234,9 @@ static void on_closed(void *arg, dot_conn_t *c, int failed, const char *why)
 		mark_failed(u);
 	if (!pending_conn(u))
 		u->stalled = 0;
-	set->stats.unmatched += dot_conn_stats(c)->unmatched;
+	if (dot_conn_failure(c) >= 0)
+		stats_inc_at(&u->stats, SU_HS_FAILURES, (unsigned)dot_conn_failure(c));
+	set->g->v[SG_UP_UNMATCHED] += dot_conn_stats(c)->unmatched;
 	set->dead = xrealloc(set->dead, (set->ndead + 1) * sizeof(*set->dead));
 	set->dead[set->ndead++] = c;
 	ev_prepare_start(set->loop, &set->reaper);
@@ -222,7 +251,7 @@ static void on_idle_closed(void *arg, dot_conn_t *c, double secs)
 	unsigned ms = (unsigned)(secs * 1000.0), ours;
 
 	(void)c;
-	u->set->stats.idle_closes++;
+	stats_inc(u->set->g, SG_UP_IDLE_CLOSES);
 	if (ms < IDLE_LEARN_MIN_MS || (u->idle_close_ms && ms >= u->idle_close_ms))
 		return;
 	u->idle_close_ms = ms;
@@ -302,6 +331,7 @@ upstream_set_t *upstream_set_create(struct ev_loop *loop, const config_t *cfg,
 	upstream_set_t *set = xcalloc(1, sizeof(*set));
 
 	set->loop = loop;
+	set->g = &set->own;
 	TAILQ_INIT(&set->waiting);
 	set->n = cfg->nupstreams;
 	set->pool_size = cfg->pool_size ? cfg->pool_size : 1;
@@ -459,6 +489,7 @@ static dot_conn_t *conn_for(upstream_t *u)
 	free(t.data);  /* used up, whatever became of the connection */
 	if (!c) {
 		log_warn("upstream %s: %s", u->cfg->text, err);
+		stats_inc_at(&u->stats, SU_HS_FAILURES, STATS_REASON_CONNECT);
 		mark_failed(u);
 		return NULL;
 	}
@@ -551,7 +582,10 @@ static int try_send(upstream_set_t *set, upstream_req_t *req)
 	if (!c)
 		return -EAGAIN;
 	req->upstream = u;
-	return dot_conn_send(c, &req->req, req->msg, req->msg_len);
+	int rc = dot_conn_send(c, &req->req, req->msg, req->msg_len);
+	if (rc == 0)
+		stats_inc(&u->stats, SU_QUERIES);
+	return rc;
 }
 
 /* When the race timer should next look: race_delay after the start of
@@ -631,6 +665,14 @@ static void send_waiting(upstream_set_t *set)
 	}
 }
 
+/* An upstream of this set (a request resent after a reload names one of
+ * the old set). */
+static int of_set(const upstream_set_t *set, const void *u)
+{
+	return (const upstream_t *)u >= set->ups &&
+	       (const upstream_t *)u < set->ups + set->n;
+}
+
 int upstream_send(upstream_set_t *set, upstream_req_t *req, uint8_t *msg,
 		  size_t len)
 {
@@ -638,6 +680,8 @@ int upstream_send(upstream_set_t *set, upstream_req_t *req, uint8_t *msg,
 
 	req->msg = msg;
 	req->msg_len = len;
+	if (req->upstream && of_set(set, req->upstream))
+		stats_inc(&((upstream_t *)req->upstream)->stats, SU_RESENDS);
 	/* Behind the queue, if there is one: keep the order. */
 	rc = TAILQ_EMPTY(&set->waiting) ? try_send(set, req) : -EAGAIN;
 	if (rc != -EAGAIN)
@@ -707,20 +751,46 @@ unsigned upstream_set_reset(upstream_set_t *set)
 	return closed;
 }
 
-void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out)
+void upstream_expire(upstream_set_t *set, upstream_req_t *req)
 {
-	*out = set->stats;
-	for (size_t i = 0; i < set->n; i++)
-		for (unsigned k = 0; k < set->pool_size; k++)
-			if (set->ups[i].conns[k])
-				out->unmatched += dot_conn_stats(set->ups[i].conns[k])->unmatched;
+	if (req->upstream && of_set(set, req->upstream))
+		stats_inc(&((upstream_t *)req->upstream)->stats, SU_TIMEOUTS);
+	dot_conn_expire(&req->req);
 }
 
-void upstream_stats_add(upstream_stats_t *to, const upstream_stats_t *from)
+void upstream_set_use_stats(upstream_set_t *set, stats_global_t *g)
 {
-	to->handshakes += from->handshakes;
-	to->resumed += from->resumed;
-	to->conn_failures += from->conn_failures;
-	to->unmatched += from->unmatched;
-	to->idle_closes += from->idle_closes;
+	set->g = g;
+}
+
+const stats_global_t *upstream_set_stats(const upstream_set_t *set)
+{
+	return set->g;
+}
+
+/* The counters plus the gauges of the moment; answers dropped on open
+ * connections are added to the global count. */
+void upstream_set_gather(const upstream_set_t *set, stats_snapshot_t *out)
+{
+	stats_global_t g;
+
+	memset(&g, 0, sizeof(g));
+	for (size_t i = 0; i < set->n; i++) {
+		const upstream_t *u = &set->ups[i];
+		stats_upstream_t s = u->stats;
+		unsigned open = 0;
+		for (unsigned k = 0; k < set->pool_size; k++) {
+			if (!u->conns[k])
+				continue;
+			open++;
+			g.v[SG_UP_UNMATCHED] += dot_conn_stats(u->conns[k])->unmatched;
+		}
+		stats_set(&s, SU_CONNECTIONS, open);
+		/* Not healthy(): after its backoff a dead upstream is
+		 * "healthy" again until the next try fails. */
+		stats_set(&s, SU_HEALTHY, u->fails == 0);
+		stats_set(&s, SU_SRTT, u->srtt_ms / 1000.0);
+		stats_snapshot_add_upstream(out, u->cfg->text, &s);
+	}
+	stats_snapshot_add_global(out, &g);
 }

@@ -19,6 +19,7 @@ typedef struct retired {
 	struct retired *next;
 	shared_config_t *sc;
 	upstream_set_t *ups;
+	forward_set_t *fwd;
 } retired_t;
 
 struct worker {
@@ -31,6 +32,7 @@ struct worker {
 	config_t cfg;             /* its copy that listeners and queries read */
 	unsigned count;           /* workers in all: each caches 1/count */
 	upstream_set_t *ups;
+	forward_set_t *fwd;       /* the forward zones' groups */
 	query_env_t *env;
 	netwatch_t *nw;
 	int announce;             /* the first worker: says what all do */
@@ -39,17 +41,19 @@ struct worker {
 	size_t nlisten;
 	retired_t *retired;
 	ev_timer retire_timer;
-	upstream_stats_t ups_base;  /* counts of retired sets freed */
+	stats_global_t stats;     /* this thread's counters */
+	stats_snapshot_t *archive;  /* per-upstream counts of freed sets */
 	ev_timer drain;
 	ev_tstamp drain_started;
 	double drain_limit;
 	ev_async wake;            /* the main thread has posted something */
 	ev_prepare publish;       /* the stats snapshot, once a loop pass */
+	stats_snapshot_t *scratch;  /* the thread's, gathered into */
 	pthread_mutex_t lock;     /* guards the three below */
 	shared_config_t *posted;  /* a reload to apply */
 	int posted_flush;         /* SIGUSR2: empty the cache */
 	double posted_stop;       /* > 0: stop, drain this long */
-	worker_stats_t snapshot;
+	stats_snapshot_t *snapshot;  /* swapped with scratch */
 	atomic_int done;
 };
 
@@ -84,28 +88,37 @@ static void use_config(worker_t *w, shared_config_t *sc)
 	w->cfg.cache_size = sc->cfg.cache_size / w->count;
 }
 
-static void add_stats(upstream_stats_t *to, const upstream_set_t *set)
+/* The global counts (handshakes and the like) are the thread's all
+ * along; per-upstream counters of freed sets are in the archive, so that
+ * a reload does not set a counter back. */
+static void gather_stats(const worker_t *w, stats_snapshot_t *out)
 {
-	upstream_stats_t u;
+	stats_global_t g = w->stats;
 
-	upstream_set_stats(set, &u);
-	upstream_stats_add(to, &u);
-}
-
-static void gather_stats(const worker_t *w, worker_stats_t *out)
-{
-	out->q = *query_stats(w->env);
-	out->open = query_inflight(w->env);
-	out->u = w->ups_base;
-	add_stats(&out->u, w->ups);
-	for (const retired_t *r = w->retired; r; r = r->next)
-		add_stats(&out->u, r->ups);
+	query_env_fill_stats(w->env, &g);
+	stats_snapshot_add_global(out, &g);
+	if (w->archive)
+		stats_snapshot_merge(out, w->archive);
+	upstream_set_gather(w->ups, out);
+	forward_set_gather(w->fwd, out);
+	for (const retired_t *r = w->retired; r; r = r->next) {
+		upstream_set_gather(r->ups, out);
+		forward_set_gather(r->fwd, out);
+	}
 }
 
 static void free_retired(worker_t *w, retired_t *r)
 {
-	add_stats(&w->ups_base, r->ups);
+	stats_snapshot_t *last = stats_snapshot_new();
+
+	upstream_set_gather(r->ups, last);
+	forward_set_gather(r->fwd, last);
+	if (!w->archive)
+		w->archive = stats_snapshot_new();
+	stats_snapshot_add_counters(w->archive, last);
+	stats_snapshot_free(last);
 	upstream_set_destroy(r->ups);
+	forward_set_destroy(r->fwd);
 	shared_config_release(r->sc);
 	free(r);
 }
@@ -118,7 +131,7 @@ static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	while (*p) {
 		retired_t *r = *p;
-		if (!upstream_set_idle(r->ups)) {
+		if (!upstream_set_idle(r->ups) || !forward_set_idle(r->fwd)) {
 			p = &r->next;
 			continue;
 		}
@@ -131,35 +144,46 @@ static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* The old set keeps its queries (and its configuration) until they are
  * done; new queries and resends go to the new one. The cache keeps its
- * answers under the new limits, unless the upstreams changed: then it
- * is emptied, all of it (the simplest correct choice: answers from
- * servers the configuration no longer names, or trusts with other pins,
- * must not outlive it). */
+ * answers under the new limits, unless the upstreams or the forward
+ * groups changed: then it is emptied, all of it (the
+ * simplest correct choice: answers from servers the configuration no
+ * longer names, or trusts with other pins, or that now answer for
+ * another zone, must not outlive it). */
 static void apply_reload(worker_t *w, shared_config_t *sc)
 {
 	char err[512];
 	upstream_set_t *ups = upstream_set_create(w->loop, &sc->cfg, err, sizeof(err));
+	forward_set_t *fwd = ups ? forward_set_create(w->loop, &sc->cfg, err, sizeof(err))
+				 : NULL;
 	int same = config_same_upstreams(&w->sc->cfg, &sc->cfg);
 	retired_t *r;
 
-	if (!ups) {
+	if (!fwd) {
 		log_error("reload: trust anchors: %s; keeping the running configuration", err);
+		upstream_set_destroy(ups);
 		shared_config_release(sc);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->sc = w->sc;
 	r->ups = w->ups;
+	r->fwd = w->fwd;
 	r->next = w->retired;
 	w->retired = r;
 	use_config(w, sc);
 	w->ups = ups;
+	upstream_set_use_stats(ups, &w->stats);
+	w->fwd = fwd;
+	forward_set_use_stats(fwd, &w->stats);
 	query_env_set_upstreams(w->env, ups);
+	query_env_set_forward(w->env, fwd);
 	query_env_reconfigure(w->env);
 	if (!same)
-		log_info("reload: the upstreams changed: %zu cached answers dropped",
+		log_info("reload: the upstreams or forward zones changed: "
+			 "%zu cached answers dropped",
 			 query_env_flush_cache(w->env));
 	upstream_set_retire(r->ups);
+	forward_set_retire(r->fwd);
 	ev_timer_again(w->loop, &w->retire_timer);
 }
 
@@ -221,12 +245,14 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 static void on_publish(struct ev_loop *loop, ev_prepare *p, int revents)
 {
 	worker_t *w = p->data;
-	worker_stats_t s;
+	stats_snapshot_t *s = w->scratch;
 
 	(void)loop;
 	(void)revents;
-	gather_stats(w, &s);
+	stats_snapshot_clear(s);
+	gather_stats(w, s);
 	pthread_mutex_lock(&w->lock);
+	w->scratch = w->snapshot;
 	w->snapshot = s;
 	pthread_mutex_unlock(&w->lock);
 }
@@ -237,7 +263,7 @@ static void on_publish(struct ev_loop *loop, ev_prepare *p, int revents)
 static void on_net_reset(void *arg, const char *why)
 {
 	worker_t *w = arg;
-	unsigned closed = upstream_set_reset(w->ups);
+	unsigned closed = upstream_set_reset(w->ups) + forward_set_reset(w->fwd);
 
 	log_msg(w->announce ? LOG_LVL_INFO : LOG_LVL_DEBUG,
 		"%s: upstream connections reset (%u idle closed), "
@@ -294,6 +320,8 @@ static void init_watchers(worker_t *w)
 	ev_async_start(w->loop, &w->wake);
 	/* On the main loop the main thread reads the counts directly. */
 	if (w->own_loop) {
+		w->scratch = stats_snapshot_new();
+		w->snapshot = stats_snapshot_new();
 		ev_prepare_init(&w->publish, on_publish);
 		w->publish.data = w;
 		ev_prepare_start(w->loop, &w->publish);
@@ -315,7 +343,14 @@ worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
 	w->ups = upstream_set_create(w->loop, &w->cfg, err, errlen);
 	if (!w->ups)
 		goto fail;
+	upstream_set_use_stats(w->ups, &w->stats);
+	w->fwd = forward_set_create(w->loop, &w->cfg, err, errlen);
+	if (!w->fwd)
+		goto fail;
+	forward_set_use_stats(w->fwd, &w->stats);
 	w->env = query_env_create(w->loop, &w->cfg, w->ups);
+	query_env_use_stats(w->env, &w->stats);
+	query_env_set_forward(w->env, w->fwd);
 	w->announce = index == 0;
 	w->nw = netwatch_create(w->loop, on_net_reset, w, w->announce);
 	if (bind_listeners(w, count > 1, index == 0, err, errlen) < 0)
@@ -390,14 +425,14 @@ int worker_done(const worker_t *w)
 	return atomic_load(&w->done);
 }
 
-void worker_stats(worker_t *w, worker_stats_t *out)
+void worker_stats(worker_t *w, stats_snapshot_t *out)
 {
 	if (!w->started || w->joined) {
 		gather_stats(w, out);
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
-	*out = w->snapshot;
+	stats_snapshot_merge(out, w->snapshot);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -431,6 +466,7 @@ void worker_destroy(worker_t *w)
 	free(w->tcp);
 	netwatch_destroy(w->nw);
 	upstream_set_destroy(w->ups);
+	forward_set_destroy(w->fwd);
 	ev_timer_stop(w->loop, &w->retire_timer);
 	ev_timer_stop(w->loop, &w->drain);
 	ev_async_stop(w->loop, &w->wake);
@@ -438,6 +474,9 @@ void worker_destroy(worker_t *w)
 		ev_prepare_stop(w->loop, &w->publish);
 		ev_loop_destroy(w->loop);
 	}
+	stats_snapshot_free(w->archive);
+	stats_snapshot_free(w->scratch);
+	stats_snapshot_free(w->snapshot);
 	shared_config_release(w->posted);
 	shared_config_release(w->sc);
 	pthread_mutex_destroy(&w->lock);

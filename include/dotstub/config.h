@@ -49,6 +49,21 @@ typedef struct {
 	size_t nservers;
 } config_group_t;
 
+/* A "[forward LABEL]" section or the command line's --forward for one
+ * domain: names at or below its domains go to its servers, not to the
+ * upstreams (config_forward.c). DoT unless plaintext. */
+typedef struct {
+	config_group_t tls;           /* label, auth name, pins, ca-file, servers */
+	char *file;                   /* the file that defines it; NULL: CLI */
+	unsigned *server_lines;       /* the file line of each server; 0: CLI */
+	char **domains;               /* lower case, no final dot, validated */
+	size_t ndomains;
+	int plaintext;                /* plain DNS, port 53 by default */
+	unsigned plaintext_line;      /* where "plaintext = yes" was said */
+	config_upstream_t *upstreams; /* the servers, parsed (at the end) */
+	size_t nupstreams;
+} config_forward_t;
+
 /* How a query's upstream is chosen among the healthy ones. */
 typedef enum {
 	POLICY_RTT = 0,    /* lowest smoothed RTT, with a little exploration */
@@ -76,6 +91,8 @@ typedef struct {
 	config_group_t *groups;       /* from the configuration file */
 	size_t ngroups;
 	config_group_t cli;           /* -u, --pin, --ca-file */
+	config_forward_t *forwards;   /* [forward] sections, then --forward */
+	size_t nforwards;
 	config_upstream_t probe;      /* the target of --probe */
 	char *config_file;
 	char *user;
@@ -210,9 +227,26 @@ int config_group_add_server(config_group_t *g, const char *text);
 int config_group_add_pin(config_group_t *g, const char *text);
 void config_group_free(config_group_t *g);
 
+/* config_forward.c: forward groups. Each returns 0, or -1 with the
+ * reason ("domain: ...", "server: ...") in err and cfg unchanged. */
+/* One key of a "[forward LABEL]" section at line `line` of file. */
+int config_forward_key(config_t *cfg, const char *label, const char *key,
+		       const char *value, const char *file, unsigned line,
+		       char *err, size_t errlen);
+/* --forward DOMAIN=IP[@PORT][#NAME] or DOMAIN=plain:IP[@PORT]. */
+int config_forward_arg(config_t *cfg, const char *arg, char *err, size_t errlen);
+/* Once everything is read: each group's servers parsed with the port its
+ * kind implies (853 or 53), checks that need the whole group (a plain-DNS
+ * port in a DoT group; a group without domain or server) naming the file
+ * and line. Groups without a ca-file take --ca-file's. */
+int config_forward_finish(config_t *cfg, char *err, size_t errlen);
+/* The groups in the file's syntax, then the zone table. */
+void config_forward_print(const config_t *cfg, FILE *out);
+void config_forward_free(config_t *cfg);
+
 /* 1 when a and b name the same upstreams, in the same order, with the
- * same names, pins and trust anchors (a reload that keeps them keeps the
- * answers they gave). */
+ * same names, pins and trust anchors, and the same forward groups and
+ * zones (a reload that keeps them keeps the answers they gave). */
 int config_same_upstreams(const config_t *a, const config_t *b);
 
 void config_free(config_t *cfg);

@@ -86,6 +86,13 @@ size_t dnsmsg_build_upstream(const uint8_t *msg, size_t len,
 			     const dnsmsg_query_t *q, uint16_t id,
 			     size_t pad_block, uint8_t *out, size_t cap);
 
+/* The message for a plain DNS server (a "[forward]" group with
+ * plaintext = yes): as dnsmsg_build_upstream() with ID 0, but without the
+ * keepalive option (not allowed over UDP) and without padding. At most
+ * dnsmsg_padded_size(len, 0) bytes. */
+size_t dnsmsg_build_plain(const uint8_t *msg, size_t len,
+			  const dnsmsg_query_t *q, uint8_t *out, size_t cap);
+
 /* The room dnsmsg_build_upstream() needs for a client query of `len`
  * bytes padded to `pad_block` (0: no padding): enough for our OPT, the
  * keepalive and the whole padding option, so that no query ever goes

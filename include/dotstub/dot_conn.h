@@ -129,5 +129,10 @@ typedef struct {
 	unsigned long unmatched;   /* unknown ID, or question mismatch */
 } dot_conn_stats_t;
 const dot_conn_stats_t *dot_conn_stats(const dot_conn_t *c);
+/* Why the connection failed before it was ready (a stats_reason_t), or -1
+ * when it did not (it is open, or failed later). */
+int dot_conn_failure(const dot_conn_t *c);
+/* The verified leaf certificate's notAfter (0: resumed, or not verified). */
+time_t dot_conn_peer_expiry(const dot_conn_t *c);
 
 #endif

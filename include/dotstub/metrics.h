@@ -1,14 +1,18 @@
-/* metrics: a Prometheus text endpoint, http://ADDR:PORT/metrics. Minimal
- * HTTP/1.0: one request per connection, answered from the loop, then
- * closed. Everything else gets 404 (or 400 when unreadable). */
+/* metrics: the Prometheus text endpoint, http://ADDR:PORT/metrics, on
+ * libmicrohttpd driven by the caller's loop. GET and HEAD /metrics get the
+ * page (Content-Type: text/plain; version=0.0.4); other paths 404, other
+ * methods 405. Each connection has an idle timeout and a lifetime; when
+ * all METRICS_MAX_CLIENTS slots are taken, a new connection pushes out
+ * the oldest one that has not sent a request yet. */
 #ifndef DOTSTUB_METRICS_H
 #define DOTSTUB_METRICS_H
 
 #include <ev.h>
 #include <stdio.h>
 
-/* Scrapers served at once (a scraper or two, not a web server); more
- * are closed at once. Counted in the start-up descriptor budget. */
+/* Connections held at once (a scraper or two, not a web server).
+ * Counted in the start-up descriptor budget (pushed-out ones close within
+ * a loop pass; when descriptors run out, accepting pauses). */
 #define METRICS_MAX_CLIENTS 16
 #include "dotstub/acl.h"
 

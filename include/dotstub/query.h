@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 
 #include "dotstub/config.h"
+#include "dotstub/stats.h"
+#include "dotstub/forward.h"
 #include "dotstub/upstream.h"
 
 typedef struct query_env query_env_t;
@@ -27,34 +29,6 @@ typedef struct {
 	void *owner;
 	int udp;   /* answers must fit the client's UDP size */
 } query_client_t;
-
-/* Upper bounds (seconds) of the answer-time histogram's buckets; a last,
- * implicit bucket takes the rest. */
-#define QUERY_LATENCY_BUCKETS 12
-extern const double query_latency_bounds[QUERY_LATENCY_BUCKETS];
-
-typedef struct {
-	unsigned long received;
-	unsigned long dropped;     /* no reply: short, QR=1 */
-	unsigned long formerr;
-	unsigned long notimp;
-	unsigned long answered;
-	unsigned long servfail;
-	unsigned long truncated;
-	unsigned long resent;
-	unsigned long cache_hits;  /* answered from the cache (in answered) */
-	/* Expired answers given out (RFC 8767; in answered): the upstream
-	 * was down, slow, or said SERVFAIL. */
-	unsigned long stale_answers;
-	unsigned long prefetches;  /* refreshes sent for popular answers */
-	unsigned long local_answers;  /* from a local zone (in answered) */
-	/* From sources not in the allow list: REFUSED, or no reply when the
-	 * message has no readable header (or QR=1). */
-	unsigned long refused;
-	/* Time from query to answer of answered queries. */
-	unsigned long latency[QUERY_LATENCY_BUCKETS + 1];
-	double latency_sum;
-} query_stats_t;
 
 /* cfg and upstreams must outlive the environment. */
 query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
@@ -80,12 +54,22 @@ void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
  * the cache keeps its answers under the new limits (a smaller size
  * evicts at once). */
 void query_env_reconfigure(query_env_t *env);
-/* Drop every cached answer; returns how many there were. */
+/* Drop every cached answer (counted); returns how many there were.
+ * Answers to queries sent before are not cached when they come. */
 size_t query_env_flush_cache(query_env_t *env);
 
+/* Names of forward zones go to fwd's groups from now on (NULL: none;
+ * start-up and reload, like query_env_set_upstreams). */
+void query_env_set_forward(query_env_t *env, forward_set_t *fwd);
+
 size_t query_inflight(const query_env_t *env);
-const query_stats_t *query_stats(const query_env_t *env);
-/* Add from's counts to to's (the threads' totals). */
-void query_stats_add(query_stats_t *to, const query_stats_t *from);
+/* Count in g, the thread's block, which must outlive the environment.
+ * Until then the environment counts in a block of its own. */
+void query_env_use_stats(query_env_t *env, stats_global_t *g);
+/* The block it counts in (tests read it). */
+const stats_global_t *query_env_stats(const query_env_t *env);
+/* The gauges of the moment into g: queries open, and the cache's counts
+ * (misses, evictions, entries, bytes). */
+void query_env_fill_stats(const query_env_t *env, stats_global_t *g);
 
 #endif

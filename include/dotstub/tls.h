@@ -100,6 +100,23 @@ void tls_session_bye(tls_session_t *s);
  * or the GnuTLS error text. Valid until the session is destroyed. */
 const char *tls_session_error(const tls_session_t *s);
 
+/* What failed a handshake, for counting: the verification's verdict
+ * (name, trust, pin, key purpose, validity dates), or OTHER (no
+ * verification reached: a TLS error). */
+typedef enum {
+	TLS_FAIL_OTHER,
+	TLS_FAIL_NAME,
+	TLS_FAIL_TRUST,
+	TLS_FAIL_PIN,
+	TLS_FAIL_EKU,
+	TLS_FAIL_EXPIRED,
+} tls_failure_t;
+tls_failure_t tls_session_failure(const tls_session_t *s);
+
+/* The notAfter of the leaf certificate of a verified handshake (Unix
+ * time); 0 when nothing was verified (a resumed session, a failure). */
+time_t tls_session_peer_expiry(const tls_session_t *s);
+
 /* Print the peer's chain (subject, issuer, validity, pin-sha256 of each
  * certificate, and whether it is on the verified path), the trust anchor,
  * protocol, cipher, ALPN, and the verification verdict, as --probe shows

@@ -24,6 +24,7 @@
 
 #include "dotstub/config.h"
 #include "dotstub/dot_conn.h"
+#include "dotstub/stats.h"
 #include "dotstub/tls.h"
 
 #define UPSTREAM_BACKOFF_MIN_MS 250
@@ -76,6 +77,10 @@ void upstream_set_drain(upstream_set_t *set);
 void upstream_set_retire(upstream_set_t *set);
 int upstream_set_idle(const upstream_set_t *set);
 
+/* req's attempt timed out (counted against the upstream it is on); see
+ * dot_conn_expire(). */
+void upstream_expire(upstream_set_t *set, upstream_req_t *req);
+
 /* The network changed or the machine slept (netwatch): close every idle
  * connection (its path or source address may be gone; a busy one proves
  * itself or times out) and end every backoff, so that the next query
@@ -83,15 +88,15 @@ int upstream_set_idle(const upstream_set_t *set);
  * a resumption. Returns the number of connections closed. */
 unsigned upstream_set_reset(upstream_set_t *set);
 
-typedef struct {
-	unsigned long handshakes;  /* full handshakes */
-	unsigned long resumed;     /* resumed handshakes */
-	unsigned long conn_failures;
-	unsigned long unmatched;   /* answers dropped: unknown ID or question */
-	unsigned long idle_closes; /* idle connections the server closed */
-} upstream_stats_t;
-
-void upstream_set_stats(const upstream_set_t *set, upstream_stats_t *out);
-void upstream_stats_add(upstream_stats_t *to, const upstream_stats_t *from);
+/* Count the set's global events (handshakes, failures, dropped answers)
+ * in g, the thread's block, which must outlive the set. Until then the
+ * set counts in a block of its own. */
+void upstream_set_use_stats(upstream_set_t *set, stats_global_t *g);
+/* That block (tests read it): handshakes, resumed, failures; answers
+ * dropped on connections still open are not in it yet. */
+const stats_global_t *upstream_set_stats(const upstream_set_t *set);
+/* Add the set's per-upstream counters and gauges (connections, health,
+ * smoothed RTT) to out, labelled with each upstream's text. */
+void upstream_set_gather(const upstream_set_t *set, stats_snapshot_t *out);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "dotstub/config.h"
 #include "dotstub/query.h"
+#include "dotstub/stats.h"
 #include "dotstub/upstream.h"
 
 /* A configuration shared by the main thread and the workers; freed with
@@ -29,12 +30,6 @@ shared_config_t *shared_config_hold(shared_config_t *sc);
 void shared_config_release(shared_config_t *sc);
 
 typedef struct worker worker_t;
-
-typedef struct {
-	query_stats_t q;
-	upstream_stats_t u;
-	size_t open;   /* queries in flight */
-} worker_stats_t;
 
 /* Worker `index` of `count`: bind its listeners (now: before privileges
  * are dropped), SO_REUSEPORT when count > 1; its cache gets 1/count of
@@ -61,8 +56,10 @@ void worker_flush_cache(worker_t *w);
 void worker_stop(worker_t *w, double drain);
 /* Drained (or out of time) after worker_stop(). */
 int worker_done(const worker_t *w);
-/* The counts as of the worker's last loop pass. */
-void worker_stats(worker_t *w, worker_stats_t *out);
+/* Add the worker's counters and gauges to out: from its last loop pass
+ * (a thread of its own), or as they are (on the caller's loop, or
+ * joined). */
+void worker_stats(worker_t *w, stats_snapshot_t *out);
 
 /* Wait for the thread, if any (asking it to stop first if need be); the
  * counts are then exact. */

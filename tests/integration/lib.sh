@@ -368,6 +368,28 @@ _big_txt_data() {
     done
 }
 
+# _unbound_base TAG LOG: the server: lines every test unbound shares (runs
+# as us in $WORK, in the foreground, logging to LOG; see _unbound_conf).
+_unbound_base() {
+    cat <<EOF
+    do-tcp: yes
+    do-ip4: yes
+    do-ip6: no
+    username: ""
+    chroot: ""
+    directory: "$WORK"
+    pidfile: "$WORK/unbound-$1.pid"
+    do-daemonize: no
+    use-syslog: no
+    logfile: "$2"
+    verbosity: 1
+    num-threads: 1
+    module-config: "iterator"
+    outgoing-interface: 127.0.0.1
+    minimal-responses: yes
+EOF
+}
+
 # _unbound_conf CERT KEY PORT: the config. Why each option:
 #  - DoT only: the port is a tls-port and do-udp: no, so nothing plain is served.
 #  - No way out to the internet: local-zone "." static answers (or NXDOMAINs)
@@ -384,24 +406,10 @@ server:
     tls-service-pem: "$cert"
     tls-service-key: "$key"
     do-udp: no
-    do-tcp: yes
-    do-ip4: yes
-    do-ip6: no
-    username: ""
-    chroot: ""
-    directory: "$WORK"
-    pidfile: "$WORK/unbound-$port.pid"
-    do-daemonize: no
-    use-syslog: no
-    logfile: "$WORK/unbound.log"
+$(_unbound_base "$port" "$WORK/unbound.log")
     log-time-ascii: yes
-    verbosity: 1
-    num-threads: 1
     incoming-num-tcp: 200
-    module-config: "iterator"
-    outgoing-interface: 127.0.0.1
     prefetch: no
-    minimal-responses: yes
     local-zone: "." static
     local-zone: "example.test." static
     local-data: "example.test. 300 IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 60"
@@ -456,6 +464,68 @@ stop_unbound() {
     stop_pid "$UNBOUND_PID"
     UNBOUND_PID=
     return 0
+}
+
+# start_unbound_zone NAME KIND PORT DATA [CERT KEY]: one more unbound, for
+# forward zones: KIND plain (UDP+TCP, plain DNS), dot (TLS with CERT/KEY),
+# or blackhole (plain, but queries from 127.0.0.1 are dropped unanswered:
+# a server that has gone silent; only 127.0.0.2 gets answers).
+# It answers from DATA (unbound local-zone/local-data lines, one per line)
+# and refuses the rest (local-zone "." refuse: a name that reaches the
+# wrong server shows up as REFUSED). Every query it gets is logged
+# (log-queries) to $WORK/unbound-NAME.log: count them with
+# unbound_queries NAME QNAME. Sets UNBOUND_ZONE_PID.
+UNBOUND_ZONE_PID=
+start_unbound_zone() {
+    local name=$1 kind=$2 port=$3 data=$4 cert=${5:-} key=${6:-}
+    local conf="$WORK/unbound-$name.conf" log="$WORK/unbound-$name.log" deadline
+    {
+        echo "server:"
+        echo "    interface: 127.0.0.1@$port"
+        if [ "$kind" = dot ]; then
+            echo "    tls-port: $port"
+            echo "    tls-service-pem: \"$cert\""
+            echo "    tls-service-key: \"$key\""
+            echo "    do-udp: no"
+        else
+            echo "    port: $port"
+            echo "    do-udp: yes"
+        fi
+        if [ "$kind" = blackhole ]; then
+            echo "    access-control: 127.0.0.1/32 deny"
+            echo "    access-control: 127.0.0.2/32 allow"
+        fi
+        _unbound_base "$name" "$log"
+        echo "    log-queries: yes"
+        echo '    local-zone: "." refuse'
+        printf '%s\n' "$data" | sed 's/^/    /'
+        printf 'remote-control:\n    control-enable: no\n'
+    } >"$conf"
+    unbound-checkconf "$conf" >"$WORK/unbound-checkconf.log" 2>&1 ||
+        die "unbound-checkconf rejected $conf: $(cat "$WORK/unbound-checkconf.log")"
+    unbound -d -c "$conf" >>"$log" 2>&1 &
+    UNBOUND_ZONE_PID=$!
+    register_pid "$UNBOUND_ZONE_PID"
+    deadline=$(($(now_ms) + 10000))
+    while [ "$(now_ms)" -lt "$deadline" ]; do
+        pid_alive "$UNBOUND_ZONE_PID" || { show_log "$log"; die "unbound $name exited at start-up"; }
+        if [ "$kind" = dot ]; then
+            timeout 3 kdig @127.0.0.1 -p "$port" +tls +timeout=2 +retry=0 version.bind CH TXT >/dev/null 2>&1 && return 0
+        else
+            timeout 3 dig @127.0.0.1 -p "$port" -b 127.0.0.2 +tries=1 +timeout=2 version.bind CH TXT >/dev/null 2>&1 && return 0
+        fi
+        sleep 0.2
+    done
+    show_log "$log"
+    die "unbound $name not answering on 127.0.0.1@$port after 10 s"
+}
+
+# unbound_queries NAME QNAME: how many queries for QNAME (any type, letter
+# case ignored) the unbound NAME has logged (NAME main: start_unbound's).
+unbound_queries() {
+    local log="$WORK/unbound-$1.log"
+    [ "$1" = main ] && log="$WORK/unbound.log"
+    grep -ic "info: [0-9.]* $2\. " "$log" 2>/dev/null
 }
 
 # ---------------------------------------------------------------------------

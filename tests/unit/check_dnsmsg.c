@@ -254,6 +254,12 @@ START_TEST(test_no_padding_when_off)
 	 * unpadded; a buffer too small for even that is an error. */
 	ck_assert_uint_eq(dnsmsg_build_upstream(m, n, &q, 9, 128, up, 100), n + 11 + 4);
 	ck_assert_uint_eq(dnsmsg_build_upstream(m, n, &q, 9, 128, up, 20), 0);
+	/* Plain DNS (forward zones): an OPT, but no keepalive (RFC 7828
+	 * forbids it over UDP) and no padding. */
+	u = dnsmsg_build_plain(m, n, &q, up, sizeof(up));
+	ck_assert_uint_eq(u, n + 11);
+	ck_assert_uint_eq(up[u - 2] << 8 | up[u - 1], 0);   /* RDLEN 0 */
+	ck_assert_uint_le(u, dnsmsg_padded_size(n, 0));
 }
 END_TEST
 

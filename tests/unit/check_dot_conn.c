@@ -11,9 +11,11 @@
 
 #include "dotstub/dnsmsg.h"
 #include "dotstub/dot_conn.h"
+#include "dotstub/stats.h"
 
 #include "check_main.h"
 #include "dot_peer.h"
+#include "tls_fixture.h"
 #include "treq.h"
 
 #define WAIT 10.0   /* seconds; a loaded CI machine still does it in < 1 */
@@ -403,6 +405,71 @@ START_TEST(test_ticket_resumes)
 }
 END_TEST
 
+/* What the metrics count: the verified leaf's notAfter once ready, and
+ * the reason of a failure before ready. */
+START_TEST(test_ready_reports_expiry)
+{
+	dot_conn_t *c = open_ready(0, NULL);
+
+	ck_assert_int_eq(dot_conn_failure(c), -1);
+	ck_assert_int_eq(dot_conn_peer_expiry(c),
+			 gnutls_x509_crt_get_expiration_time(F.P.crt));
+}
+END_TEST
+
+/* Create, run until closed; returns the failure reason. */
+static int failure_of(const config_upstream_t *u, tls_ctx_t *tls)
+{
+	char err[256] = "";
+
+	F.conns[0] = dot_conn_create(F.P.loop, u, tls, &F.opts, NULL, 0,
+				     &EVENTS, NULL, err, sizeof(err));
+	ck_assert_msg(F.conns[0] != NULL, "dot_conn_create: %s", err);
+	RUN_UNTIL(F.P.loop, F.closed || F.ready, WAIT);
+	ck_assert_int_eq(F.ready, 0);
+	ck_assert_int_eq(F.closed_failed, 1);
+	ck_assert_int_eq(dot_conn_peer_expiry(F.conns[0]), 0);
+	return dot_conn_failure(F.conns[0]);
+}
+
+START_TEST(test_failure_reason_name)
+{
+	config_upstream_t u = F.P.ups[0];
+
+	snprintf(u.name, sizeof(u.name), "wrong.example");
+	ck_assert_int_eq(failure_of(&u, F.tls), STATS_REASON_NAME);
+}
+END_TEST
+
+START_TEST(test_failure_reason_pin)
+{
+	config_upstream_t u = F.P.ups[0];
+	tls_pin_t pin;
+
+	memset(&pin, 0x5a, sizeof(pin));
+	u.pins = &pin;
+	u.npins = 1;
+	ck_assert_int_eq(failure_of(&u, F.tls), STATS_REASON_PIN);
+}
+END_TEST
+
+START_TEST(test_failure_reason_trust)
+{
+	gnutls_x509_privkey_t key;
+	gnutls_x509_crt_t other;
+	tls_ctx_t *tls;
+
+	fixture_make_cert(&key, &other);
+	tls = fixture_client_ctx(other);   /* anchors the server's is not */
+	ck_assert_int_eq(failure_of(&F.P.ups[0], tls), STATS_REASON_TRUST);
+	dot_conn_destroy(F.conns[0]);
+	F.conns[0] = NULL;
+	tls_ctx_destroy(tls);
+	gnutls_x509_crt_deinit(other);
+	gnutls_x509_privkey_deinit(key);
+}
+END_TEST
+
 static Suite *dot_conn_suite(void)
 {
 	Suite *s = suite_create("dot_conn");
@@ -413,6 +480,10 @@ static Suite *dot_conn_suite(void)
 	tcase_add_test(tc, test_handshake_to_ready);
 	tcase_add_test(tc, test_pipelined_out_of_order);
 	tcase_add_test(tc, test_wrong_answers_dropped);
+	tcase_add_test(tc, test_ready_reports_expiry);
+	tcase_add_test(tc, test_failure_reason_name);
+	tcase_add_test(tc, test_failure_reason_pin);
+	tcase_add_test(tc, test_failure_reason_trust);
 	tcase_add_test(tc, test_max_inflight);
 	tcase_add_test(tc, test_peer_close_fails_inflight);
 	tcase_add_test(tc, test_clean_close_after_answers_is_free);

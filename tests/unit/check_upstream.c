@@ -70,20 +70,20 @@ static unsigned long queries(int i)
 	return dot_peer_counts(F.P.peer[i])->queries;
 }
 
-static unsigned long conn_failures(void)
+static double conn_failures(void)
 {
-	upstream_stats_t st;
+	const stats_global_t *st;
 
-	upstream_set_stats(F.set, &st);
-	return st.conn_failures;
+	st = upstream_set_stats(F.set);
+	return st->v[SG_UP_FAILURES];
 }
 
-static unsigned long idle_closes(void)
+static double idle_closes(void)
 {
-	upstream_stats_t st;
+	const stats_global_t *st;
 
-	upstream_set_stats(F.set, &st);
-	return st.idle_closes;
+	st = upstream_set_stats(F.set);
+	return st->v[SG_UP_IDLE_CLOSES];
 }
 
 /* A refuses connections: a request meant for A is answered by B, and A
@@ -145,7 +145,7 @@ static void fill_pool(struct treq *t, size_t n)
  * is not even tried again within the backoff. */
 START_TEST(test_prefers_healthy)
 {
-	upstream_stats_t st;
+	const stats_global_t *st;
 
 	make_set(2);
 	ck_assert_int_eq(answered_by("a.example"), 'A');
@@ -156,8 +156,8 @@ START_TEST(test_prefers_healthy)
 	ck_assert_int_eq(answered_by("c.example"), 'B');
 	ck_assert_int_eq(answered_by("d.example"), 'B');
 	ck_assert_uint_eq(conns(A), 2);      /* one per set, no retry */
-	upstream_set_stats(F.set, &st);
-	ck_assert_uint_eq(st.conn_failures, 1);
+	st = upstream_set_stats(F.set);
+	ck_assert_uint_eq(st->v[SG_UP_FAILURES], 1);
 }
 END_TEST
 
@@ -243,7 +243,7 @@ END_TEST
  * connection to the upstream resumes. */
 START_TEST(test_next_connection_resumes)
 {
-	upstream_stats_t st;
+	const stats_global_t *st;
 
 	F.P.cfg.idle_timeout_ms = 100;
 	make_set(1);
@@ -251,9 +251,9 @@ START_TEST(test_next_connection_resumes)
 	RUN_UNTIL(F.P.loop, dot_peer_counts(F.P.peer[A])->closed == 1, WAIT);
 	ck_assert_int_eq(answered_by("b.example"), 'A');
 	ck_assert_uint_eq(conns(A), 2);
-	upstream_set_stats(F.set, &st);
-	ck_assert_uint_eq(st.handshakes, 1);
-	ck_assert_uint_eq(st.resumed, 1);
+	st = upstream_set_stats(F.set);
+	ck_assert_uint_eq(st->v[SG_UP_HANDSHAKES], 1);
+	ck_assert_uint_eq(st->v[SG_UP_RESUMED], 1);
 	ck_assert_uint_eq(dot_peer_counts(F.P.peer[A])->resumed, 1);
 }
 END_TEST
@@ -263,7 +263,7 @@ END_TEST
  * the next connection resumes. */
 START_TEST(test_reset_closes_idle_keeps_tickets)
 {
-	upstream_stats_t st;
+	const stats_global_t *st;
 	struct treq t;
 
 	make_set(1);
@@ -274,9 +274,9 @@ START_TEST(test_reset_closes_idle_keeps_tickets)
 	send_new(&t, "b.example");
 	RUN_UNTIL(F.P.loop, dot_peer_held(F.P.peer[A]) == 1, WAIT);
 	ck_assert_uint_eq(conns(A), 2);
-	upstream_set_stats(F.set, &st);
-	ck_assert_uint_eq(st.handshakes, 1);
-	ck_assert_uint_eq(st.resumed, 1);
+	st = upstream_set_stats(F.set);
+	ck_assert_uint_eq(st->v[SG_UP_HANDSHAKES], 1);
+	ck_assert_uint_eq(st->v[SG_UP_RESUMED], 1);
 	ck_assert_uint_eq(upstream_set_reset(F.set), 0);   /* busy: kept */
 	dot_peer_answer(F.P.peer[A], 0, ANSWER_OK);
 	RUN_UNTIL(F.P.loop, t.answered || t.failed, WAIT);
