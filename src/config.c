@@ -242,7 +242,7 @@ static void set_defaults(config_t *cfg)
 /* Options that are not settings: they pick the mode, or make the command
  * line's upstream group. Settings with a flag get val SETTING_VAL + row. */
 enum {
-	OPT_CA_FILE = 256, OPT_PIN, OPT_CHECK, OPT_PROBE, OPT_VERSION, OPT_FORWARD,
+	OPT_CA_FILE = 256, OPT_PIN, OPT_CHECK, OPT_PROBE, OPT_JSON, OPT_VERSION, OPT_FORWARD,
 	SETTING_VAL = 1024,
 };
 
@@ -256,6 +256,7 @@ static const struct option COMMAND_OPTS[] = {
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "probe", required_argument, NULL, OPT_PROBE },
+	{ "json", no_argument, NULL, OPT_JSON },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 };
@@ -346,6 +347,7 @@ static int apply_command(config_t *cfg, int opt, const char *arg,
 			goto bad;
 		cfg->mode = CONFIG_PROBE;
 		break;
+	case OPT_JSON: cfg->probe_json = 1; break;
 	case OPT_VERSION: cfg->mode = CONFIG_VERSION; break;
 	case 'h': cfg->mode = CONFIG_HELP; break;
 	default:
@@ -544,7 +546,8 @@ void config_usage(FILE *out)
 	      "  -v, --verbose                   debug logging\n"
 	      "  -q, --quiet                     warnings and errors only\n"
 	      "      --check-config              validate, print the effective configuration\n"
-	      "      --probe IP[@PORT][#NAME]    connect once, show the chain and verdict\n",
+	      "      --probe IP[@PORT][#NAME]    connect once, show the chain and verdict\n"
+	      "      --json                      with --probe: one JSON object\n",
 	      out);
 	config_settings_usage(out);
 	fputs("      --version, -h, --help\n\n"
@@ -613,5 +616,6 @@ void config_free(config_t *cfg)
 	free(cfg->user);
 	free(cfg->pidfile);
 	free(cfg->metrics);
+	free(cfg->dnstap);
 	memset(cfg, 0, sizeof(*cfg));
 }

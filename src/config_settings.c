@@ -18,6 +18,7 @@
 static const char *const LEVELS[] = { "error", "warning", "info", "debug", NULL };
 static const char *const POLICIES[] = { "rtt", "round-robin", "ordered", NULL };
 static const char *const BOOLS[] = { "no", "yes", NULL };
+static const char *const TAP_KINDS[] = { "file", "unix", NULL };
 
 #define AT(field) offsetof(config_t, field)
 
@@ -36,6 +37,8 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	  "FILE", "write the PID after binding" },
 	{ "metrics", "metrics", 0, SET_ADDR_PORT, AT(metrics), NULL, 0, 0, NULL,
 	  "ADDR@PORT", "Prometheus metrics at http://ADDR:PORT/metrics" },
+	{ "dnstap", "dnstap", 0, SET_KIND_PATH, AT(dnstap), NULL, 0, 0, TAP_KINDS,
+	  "file:PATH|unix:PATH", "log queries and answers as dnstap (Frame Streams)" },
 	/* Stub clients (glibc, dig) give up after 5 s: a SERVFAIL must come
 	 * before that to be of use. */
 	{ "query-timeout", NULL, 0, SET_UINT, AT(query_timeout_ms), "4000", 100, 60000,
@@ -175,6 +178,29 @@ static void set_string(config_t *cfg, const config_setting_t *s, const char *val
 	*dst = xstrdup(value);
 }
 
+/* "KIND:PATH": KIND one of the row's words, PATH made absolute. */
+static int set_kind_path(config_t *cfg, const config_setting_t *s,
+			 const char *value)
+{
+	const char *colon = strchr(value, ':');
+	char **dst = field(cfg, s), *path;
+	size_t klen = colon ? (size_t)(colon - value) : 0;
+
+	if (!colon || !colon[1])
+		return -EINVAL;
+	for (const char *const *w = s->words; *w; w++) {
+		if (strlen(*w) != klen || strncmp(*w, value, klen) != 0)
+			continue;
+		path = config_path(colon + 1);
+		free(*dst);
+		*dst = xmalloc(klen + 1 + strlen(path) + 1);
+		sprintf(*dst, "%s:%s", *w, path);
+		free(path);
+		return 0;
+	}
+	return -EINVAL;
+}
+
 int config_setting_set(config_t *cfg, const config_setting_t *s,
 		       const char *value, char *err, size_t errlen)
 {
@@ -203,6 +229,10 @@ int config_setting_set(config_t *cfg, const config_setting_t *s,
 		return 0;
 	case SET_LISTEN:
 		if (config_add_listen(cfg, value, 0) < 0)
+			break;
+		return 0;
+	case SET_KIND_PATH:
+		if (set_kind_path(cfg, s, value) < 0)
 			break;
 		return 0;
 	case SET_ALLOW: {
@@ -273,6 +303,7 @@ static void print_setting(const config_t *cfg, const config_setting_t *s, FILE *
 	case SET_STRING:
 	case SET_PATH:
 	case SET_ADDR_PORT:
+	case SET_KIND_PATH:
 		str = *(char *const *)cfield(cfg, s);
 		if (str)
 			fprintf(out, "%s = %s\n", s->key, str);

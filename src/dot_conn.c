@@ -553,6 +553,8 @@ int dot_conn_send(dot_conn_t *c, dot_req_t *req, uint8_t *msg, size_t len)
 	if (!req->seq)
 		req->seq = ++next_seq;   /* a resend keeps its place */
 	c->stats.sent++;
+	if (req->on_sent)
+		req->on_sent(req, c->up, msg, len);
 	if (c->state == DOT_READY)
 		ev_timer_stop(c->loop, &c->timer);   /* no longer idle */
 	schedule_flush(c);

@@ -15,6 +15,7 @@
 
 #include "dotstub/acl.h"
 #include "dotstub/config.h"
+#include "dotstub/dnstap.h"
 #include "dotstub/log.h"
 #include "dotstub/metrics.h"
 #include "dotstub/notify.h"
@@ -39,6 +40,7 @@ typedef struct {
 	unsigned nworkers;
 	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
 	metrics_t *metrics;
+	dnstap_t *dnstap;      /* NULL: off */
 	pidfile_t *pidfile;    /* created as root, removed at exit */
 	ev_timer drain;
 	ev_tstamp drain_started;
@@ -62,6 +64,39 @@ static int create_workers(daemon_t *d)
 		d->nworkers++;
 	}
 	return 0;
+}
+
+/* dnstap's I/O thread starts after the fork (threads do not survive it)
+ * and before privileges go (the file may be root's); a queue per worker. */
+static int open_dnstap(daemon_t *d)
+{
+	char err[512];
+	const char *target = d->sc->cfg.dnstap;
+
+	if (!target)
+		return 0;
+	d->dnstap = dnstap_create(target, d->nworkers, err, sizeof(err));
+	if (!d->dnstap) {
+		log_error("%s", err);
+		return -1;
+	}
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_set_dnstap(d->workers[i], dnstap_queue(d->dnstap, i));
+	log_info("dnstap to %s", target);
+	return 0;
+}
+
+/* After the workers stopped: what is queued is written. */
+static void close_dnstap(daemon_t *d)
+{
+	unsigned long dropped = dnstap_dropped(d->dnstap);
+
+	if (dropped)
+		log_warn("dnstap: %lu messages dropped (queue full)", dropped);
+	if (dnstap_destroy(d->dnstap) < 0)
+		log_warn("dnstap %s: the writer is stuck (a collector not reading?); "
+			 "what it still held is lost", d->sc->cfg.dnstap);
+	d->dnstap = NULL;
 }
 
 static int start_threads(daemon_t *d)
@@ -345,6 +380,8 @@ static void reload(daemon_t *d)
 	if ((cfg.threads ? cfg.threads : 1) != d->nworkers)
 		log_warn("reload: threads = %u needs a restart; still running %u",
 			 cfg.threads, d->nworkers);
+	if (strcmp(cfg.dnstap ? cfg.dnstap : "", d->sc->cfg.dnstap ? d->sc->cfg.dnstap : ""))
+		log_warn("reload: a dnstap change takes effect at the next start");
 	fit_fd_limit(&cfg);
 	warn_loopback_only(&cfg);
 	forward_warn_plaintext(&cfg);
@@ -397,6 +434,7 @@ static void shutdown_daemon(daemon_t *d)
 		worker_join(d->workers[i]);
 	if (d->nworkers)
 		log_stats(d);
+	close_dnstap(d);
 	metrics_destroy(d->metrics);
 	for (unsigned i = d->nworkers; i-- > 0;)
 		worker_destroy(d->workers[i]);
@@ -473,7 +511,7 @@ static int run(daemon_t *d)
 		for (unsigned i = 0; i < d->nworkers; i++)
 			worker_after_fork(d->workers[i]);
 	}
-	if (write_pidfile(d) < 0)
+	if (write_pidfile(d) < 0 || open_dnstap(d) < 0)
 		return 1;
 	if (cfg->user && drop_privileges(cfg->user) < 0)
 		return 1;
@@ -497,6 +535,10 @@ static int check_config(const config_t *cfg)
 
 	if (validate(cfg, err, sizeof(err)) < 0) {
 		log_error("trust anchors: %s", err);
+		return 1;
+	}
+	if (cfg->dnstap && !dnstap_built_in()) {
+		log_error("dnstap %s: this dotstub was built without dnstap", cfg->dnstap);
 		return 1;
 	}
 	warn_loopback_only(cfg);

@@ -46,6 +46,7 @@ typedef struct query {
 	ev_timer attempt;           /* one upstream's turn: then resend */
 	ev_timer stale;             /* serve-stale: the client waits no longer */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
+	const struct sockaddr_storage *sent_to;  /* dnstap: the upstream */
 	forward_group_t *fwd;       /* the forward group of its name, or NULL */
 	forward_set_t *fwd_set;     /* the zone table fwd was looked up in */
 	void *fwd_token;            /* in flight to a plain DNS group */
@@ -71,6 +72,7 @@ struct query_env {
 	stats_global_t *stats;      /* the thread's counters */
 	stats_global_t own;         /* stats until query_env_use_stats() */
 	unsigned long flushes;      /* of the cache, so far */
+	dnstap_queue_t *tap;        /* NULL: dnstap off */
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
 };
@@ -170,6 +172,17 @@ void query_env_destroy(query_env_t *env)
 	free(env);
 }
 
+/* Every reply to a client leaves here; `asked`: when its query came. */
+static void to_client(query_env_t *env, const query_client_t *client,
+		      const struct sockaddr_storage *addr, socklen_t addrlen,
+		      double asked, const uint8_t *msg, size_t len)
+{
+	if (env->tap)
+		dnstap_client_response(env->tap, addr, !client->udp, asked,
+				       ev_now(env->loop), msg, len);
+	client->reply(client->owner, addr, addrlen, msg, len);
+}
+
 static void send_error(query_env_t *env, const query_client_t *client,
 		       const struct sockaddr_storage *addr, socklen_t addrlen,
 		       const dnsmsg_query_t *q, const uint8_t *msg, size_t len,
@@ -180,7 +193,7 @@ static void send_error(query_env_t *env, const query_client_t *client,
 	if (!n)
 		return;
 	stats_inc_at(env->stats, SG_RESPONSES, stats_rcode_label((unsigned)rcode));
-	client->reply(client->owner, addr, addrlen, env->out, n);
+	to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
 static int answer_stale(query_t *qr);
@@ -247,7 +260,7 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
 	stats_observe(env->stats, SG_ANSWER_SECONDS, 0, secs);
 	stats_observe(env->stats, SG_CLIENT_SECONDS, source, secs);
-	client->reply(client->owner, addr, addrlen, env->out, n);
+	to_client(env, client, addr, addrlen, ev_now(env->loop) - secs, env->out, n);
 	return 1;
 }
 
@@ -271,6 +284,9 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	query_env_t *env = qr->env;
 	size_t n = dnsmsg_strip_answer(msg, len, env->plain, sizeof(env->plain));
 
+	if (env->tap && qr->sent_to)
+		dnstap_forwarder_response(env->tap, qr->sent_to, req->sent_at,
+					  ev_now(env->loop), msg, len);
 	if (qr->answered) {
 		store(qr, n);
 		query_free(qr);
@@ -291,6 +307,16 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	}
 	store(qr, n);
 	query_free(qr);
+}
+
+/* dnstap: the message as it went to upstream u (its ID is the wire's). */
+static void on_sent(dot_req_t *req, const config_upstream_t *u,
+		    const uint8_t *msg, size_t len)
+{
+	query_t *qr = QUERY_OF(req);
+
+	qr->sent_to = &u->addr;
+	dnstap_forwarder_query(qr->env->tap, &u->addr, req->sent_at, msg, len);
 }
 
 /* A plain DNS forward group: c-ares keeps its own time per server, so no
@@ -512,7 +538,7 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 			     stats_rcode_label((unsigned)dnsmsg_rcode(env->out)));
 		stats_observe(env->stats, SG_ANSWER_SECONDS, 0, 0);
 		stats_observe(env->stats, SG_CLIENT_SECONDS, STATS_SOURCE_LOCAL, 0);
-		client->reply(client->owner, addr, addrlen, env->out, n);
+		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 	}
 	return 1;
 }
@@ -558,7 +584,7 @@ static void refuse(query_env_t *env, const query_client_t *client,
 	if (!n)
 		return;
 	stats_inc_at(env->stats, SG_RESPONSES, DNSMSG_RCODE_REFUSED);
-	client->reply(client->owner, addr, addrlen, env->out, n);
+	to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
 void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
@@ -571,6 +597,9 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	stats_inc(env->stats, SG_QUERIES);
 	stats_inc_at(env->stats, SG_BY_TRANSPORT,
 		     client->udp ? STATS_TRANSPORT_UDP : STATS_TRANSPORT_TCP);
+	if (env->tap)
+		dnstap_client_query(env->tap, addr, !client->udp, ev_now(env->loop),
+				    msg, len);
 	if (!acl_allows(env->cfg->allow, addr)) {
 		refuse(env, client, addr, addrlen, msg, len);
 		return;
@@ -635,6 +664,7 @@ static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
 	qr->ureq.req.question_len = qr->q.question_len;
 	qr->ureq.req.on_answer = on_answer;
 	qr->ureq.req.on_failed = on_failed;
+	qr->ureq.req.on_sent = env->tap ? on_sent : NULL;
 	TAILQ_INSERT_HEAD(&env->open, qr, link);
 	env->nopen++;
 	if (client && client->hold)
@@ -664,6 +694,11 @@ void query_drop(query_env_t *env)
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups)
 {
 	env->ups = ups;
+}
+
+void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q)
+{
+	env->tap = q;
 }
 
 void query_env_set_forward(query_env_t *env, forward_set_t *fwd)
@@ -709,4 +744,5 @@ void query_env_fill_stats(const query_env_t *env, stats_global_t *g)
 	stats_set(g, SG_CACHE_EVICTIONS, c->evicted);
 	stats_set(g, SG_CACHE_ENTRIES, c->entries);
 	stats_set(g, SG_CACHE_BYTES, c->bytes);
+	stats_set(g, SG_DNSTAP_DROPPED, env->tap ? dnstap_queue_dropped(env->tap) : 0);
 }

@@ -644,109 +644,190 @@ const char *tls_session_error(const tls_session_t *ts)
 	return ts->error[0] ? ts->error : "unknown TLS error";
 }
 
-static void describe_crt(FILE *out, const char *label, gnutls_x509_crt_t crt,
-			 const char *where)
+static void crt_info(gnutls_x509_crt_t crt, tls_role_t role,
+		     tls_cert_info_t *c)
 {
 	gnutls_datum_t dn = { NULL, 0 }, idn = { NULL, 0 };
 	uint8_t id[TLS_PIN_LEN];
-	char pin[TLS_PIN_B64_LEN + 1] = "?", from[32] = "?", until[32] = "?";
-	time_t t;
 
+	memset(c, 0, sizeof(*c));
+	c->role = role;
 	gnutls_x509_crt_get_dn3(crt, &dn, 0);
 	gnutls_x509_crt_get_issuer_dn3(crt, &idn, 0);
+	snprintf(c->subject, sizeof(c->subject), "%s", dn.data ? (char *)dn.data : "?");
+	snprintf(c->issuer, sizeof(c->issuer), "%s", idn.data ? (char *)idn.data : "?");
+	gnutls_free(dn.data);
+	gnutls_free(idn.data);
 	if (crt_pin(crt, id) == 0) {
 		tls_pin_t p;
 		memcpy(p.sha256, id, TLS_PIN_LEN);
-		tls_pin_format(&p, pin, sizeof(pin));
+		tls_pin_format(&p, c->pin, sizeof(c->pin));
 	}
-	t = gnutls_x509_crt_get_activation_time(crt);
-	strftime(from, sizeof(from), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
-	t = gnutls_x509_crt_get_expiration_time(crt);
-	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
-	fprintf(out, "%s:\n  subject:    %s\n  issuer:     %s\n"
-		"  valid:      %s to %s\n  pin-sha256: %s\n  path:       %s\n", label,
-		dn.data ? (char *)dn.data : "?", idn.data ? (char *)idn.data : "?",
-		from, until, pin, where);
-	gnutls_free(dn.data);
-	gnutls_free(idn.data);
+	c->not_before = gnutls_x509_crt_get_activation_time(crt);
+	c->not_after = gnutls_x509_crt_get_expiration_time(crt);
+}
+
+/* Where the i-th certificate sent stands. */
+static tls_role_t sent_role(const tls_session_t *ts, unsigned i,
+			    gnutls_x509_crt_t crt)
+{
+	if (!ts->path.ok)
+		return TLS_ROLE_NO_PATH;
+	if (i < ts->path.nsent && ts->path.on_path[i])
+		return i == 0 ? TLS_ROLE_LEAF : TLS_ROLE_PATH;
+	if (ts->path.anchor && gnutls_x509_crt_equals(crt, ts->path.anchor))
+		return TLS_ROLE_ANCHOR_SENT;
+	return TLS_ROLE_UNUSED;
 }
 
 /* Each certificate the server sent, marked by whether verification used
  * it, then the trust anchor (which the server need not send). */
-static void describe_chain(tls_session_t *ts, FILE *out)
+static void chain_info(tls_session_t *ts, tls_info_t *info)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *chain = gnutls_certificate_get_peers(ts->s, &n);
 
-	if (!chain || n == 0) {
-		fprintf(out, "no certificate received\n");
-		return;
-	}
-	for (unsigned i = 0; i < n; i++) {
+	info->nsent = chain ? n : 0;
+	for (unsigned i = 0; i < info->nsent && i < TLS_INFO_CERTS; i++) {
+		tls_cert_info_t *c = &info->chain[info->nchain++];
 		gnutls_x509_crt_t crt;
-		char label[32];
-		const char *where = "not on the verified path (sent, not used)";
 
-		snprintf(label, sizeof(label), "certificate %u", i);
-		if (gnutls_x509_crt_init(&crt) < 0)
-			return;
-		if (gnutls_x509_crt_import(crt, &chain[i], GNUTLS_X509_FMT_DER) < 0) {
-			fprintf(out, "%s: unreadable\n", label);
-			gnutls_x509_crt_deinit(crt);
-			continue;
+		if (gnutls_x509_crt_init(&crt) < 0) {
+			info->nchain--;
+			break;
 		}
-		if (!ts->path.ok)
-			where = "no verified path";
-		else if (i < ts->path.nsent && ts->path.on_path[i])
-			where = i == 0 ? "verified (leaf)" : "verified";
-		else if (ts->path.anchor && gnutls_x509_crt_equals(crt, ts->path.anchor))
-			where = "verified (the trust anchor, also sent)";
-		describe_crt(out, label, crt, where);
+		if (gnutls_x509_crt_import(crt, &chain[i], GNUTLS_X509_FMT_DER) < 0) {
+			memset(c, 0, sizeof(*c));
+			c->role = TLS_ROLE_UNREADABLE;
+		} else {
+			crt_info(crt, sent_role(ts, i, crt), c);
+		}
 		gnutls_x509_crt_deinit(crt);
 	}
-	if (ts->path.anchor)
-		describe_crt(out, "trust anchor", ts->path.anchor,
-			     "verified (anchor, from the trust store)");
+	info->has_anchor = ts->path.anchor != NULL;
+	if (info->has_anchor)
+		crt_info(ts->path.anchor, TLS_ROLE_ANCHOR, &info->anchor);
 }
 
-void tls_session_describe(tls_session_t *ts, FILE *out)
+static void verdict_info(const tls_session_t *ts, tls_info_t *info)
+{
+	info->auth_name = ts->peer.auth_name;
+	info->reached = ts->verified;
+	info->name_ok = !(ts->status & GNUTLS_CERT_UNEXPECTED_OWNER);
+	info->purpose_ok = !(ts->status & GNUTLS_CERT_PURPOSE_MISMATCH);
+	/* INVALID accompanies every failure, a name mismatch included. */
+	info->trust_ok = !(ts->status & ~(unsigned)(GNUTLS_CERT_UNEXPECTED_OWNER |
+						    GNUTLS_CERT_PURPOSE_MISMATCH |
+						    GNUTLS_CERT_INVALID));
+	info->npins = ts->peer.npins;
+	if (ts->peer.npins && ts->pin_match >= 0)
+		tls_pin_format(&ts->peer.pins[ts->pin_match], info->pin_matched,
+			       sizeof(info->pin_matched));
+	if (ts->status || !ts->verified)
+		snprintf(info->why, sizeof(info->why), "%s", tls_session_error(ts));
+}
+
+void tls_session_info(tls_session_t *ts, tls_info_t *info)
 {
 	gnutls_datum_t alpn = { NULL, 0 };
 	const char *vers = gnutls_protocol_get_name(gnutls_protocol_get_version(ts->s));
 	const char *cipher = gnutls_cipher_get_name(gnutls_cipher_get(ts->s));
 
-	describe_chain(ts, out);
-	fprintf(out, "protocol:     %s\n", vers ? vers : "?");
-	fprintf(out, "cipher:       %s\n", cipher ? cipher : "?");
+	memset(info, 0, sizeof(*info));
+	chain_info(ts, info);
+	snprintf(info->version, sizeof(info->version), "%s", vers ? vers : "?");
+	snprintf(info->cipher, sizeof(info->cipher), "%s", cipher ? cipher : "?");
 	if (gnutls_alpn_get_selected_protocol(ts->s, &alpn) == 0)
-		fprintf(out, "alpn:         %.*s\n", (int)alpn.size, alpn.data);
-	else
-		fprintf(out, "alpn:         (none)\n");
-	fprintf(out, "auth name:    %s\n",
-		ts->peer.auth_name ? ts->peer.auth_name : "(none: checking the IP address)");
-	if (!ts->verified) {
-		fprintf(out, "verification: not reached (%s)\n", tls_session_error(ts));
+		snprintf(info->alpn, sizeof(info->alpn), "%.*s", (int)alpn.size,
+			 alpn.data);
+	verdict_info(ts, info);
+}
+
+/* Each role's word (JSON) and words (the text), in tls_role_t's order. */
+static const struct {
+	const char *word, *text;
+} ROLES[] = {
+	[TLS_ROLE_NO_PATH] = { "no-path", "no verified path" },
+	[TLS_ROLE_UNUSED] = { "not-on-path", "not on the verified path (sent, not used)" },
+	[TLS_ROLE_LEAF] = { "leaf", "verified (leaf)" },
+	[TLS_ROLE_PATH] = { "intermediate", "verified" },
+	[TLS_ROLE_ANCHOR_SENT] = { "anchor-sent", "verified (the trust anchor, also sent)" },
+	[TLS_ROLE_ANCHOR] = { "anchor", "verified (anchor, from the trust store)" },
+	[TLS_ROLE_UNREADABLE] = { "unreadable", "unreadable" },
+};
+
+const char *tls_role_text(tls_role_t role)
+{
+	return (unsigned)role < sizeof(ROLES) / sizeof(ROLES[0]) ? ROLES[role].text : "?";
+}
+
+const char *tls_role_word(tls_role_t role)
+{
+	return (unsigned)role < sizeof(ROLES) / sizeof(ROLES[0]) ? ROLES[role].word : "?";
+}
+
+int tls_role_on_path(tls_role_t role)
+{
+	return role == TLS_ROLE_LEAF || role == TLS_ROLE_PATH ||
+	       role == TLS_ROLE_ANCHOR_SENT || role == TLS_ROLE_ANCHOR;
+}
+
+static void print_crt(FILE *out, const char *label, const tls_cert_info_t *c)
+{
+	char from[32] = "?", until[32] = "?";
+	time_t t;
+
+	if (c->role == TLS_ROLE_UNREADABLE) {
+		fprintf(out, "%s: unreadable\n", label);
 		return;
 	}
-	fprintf(out, "name:         %s\n",
-		ts->status & GNUTLS_CERT_UNEXPECTED_OWNER ? "MISMATCH" : "ok");
-	fprintf(out, "purpose:      %s\n",
-		ts->status & GNUTLS_CERT_PURPOSE_MISMATCH ? "MISMATCH (not a TLS server certificate)" : "ok");
-	/* INVALID accompanies every failure, a name mismatch included. */
-	fprintf(out, "trust:        %s\n",
-		ts->status & ~(unsigned)(GNUTLS_CERT_UNEXPECTED_OWNER |
-					 GNUTLS_CERT_PURPOSE_MISMATCH |
-					 GNUTLS_CERT_INVALID) ? "NOT TRUSTED" : "ok");
-	if (ts->peer.npins) {
-		char pin[TLS_PIN_B64_LEN + 1];
-		if (ts->pin_match >= 0) {
-			tls_pin_format(&ts->peer.pins[ts->pin_match], pin, sizeof(pin));
-			fprintf(out, "pin:          matched %s\n", pin);
-		} else {
-			fprintf(out, "pin:          NO MATCH among %zu pin(s)\n",
-				ts->peer.npins);
-		}
+	t = (time_t)c->not_before;
+	strftime(from, sizeof(from), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	t = (time_t)c->not_after;
+	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	fprintf(out, "%s:\n  subject:    %s\n  issuer:     %s\n"
+		"  valid:      %s to %s\n  pin-sha256: %s\n  path:       %s\n", label,
+		c->subject, c->issuer, from, until, c->pin[0] ? c->pin : "?",
+		tls_role_text(c->role));
+}
+
+static void print_chain(const tls_info_t *info, FILE *out)
+{
+	char label[32];
+
+	if (info->nsent == 0)
+		fprintf(out, "no certificate received\n");
+	for (unsigned i = 0; i < info->nchain; i++) {
+		snprintf(label, sizeof(label), "certificate %u", i);
+		print_crt(out, label, &info->chain[i]);
 	}
-	if (ts->status)
-		fprintf(out, "why:          %s\n", tls_session_error(ts));
+	if (info->nsent > info->nchain)
+		fprintf(out, "(%u more certificates not shown)\n",
+			info->nsent - info->nchain);
+	if (info->has_anchor)
+		print_crt(out, "trust anchor", &info->anchor);
+}
+
+void tls_info_print(const tls_info_t *info, FILE *out)
+{
+	print_chain(info, out);
+	fprintf(out, "protocol:     %s\n", info->version);
+	fprintf(out, "cipher:       %s\n", info->cipher);
+	fprintf(out, "alpn:         %s\n", info->alpn[0] ? info->alpn : "(none)");
+	fprintf(out, "auth name:    %s\n",
+		info->auth_name ? info->auth_name : "(none: checking the IP address)");
+	if (!info->reached) {
+		fprintf(out, "verification: not reached (%s)\n", info->why);
+		return;
+	}
+	fprintf(out, "name:         %s\n", info->name_ok ? "ok" : "MISMATCH");
+	fprintf(out, "purpose:      %s\n", info->purpose_ok ? "ok"
+		: "MISMATCH (not a TLS server certificate)");
+	fprintf(out, "trust:        %s\n", info->trust_ok ? "ok" : "NOT TRUSTED");
+	if (info->npins && info->pin_matched[0])
+		fprintf(out, "pin:          matched %s\n", info->pin_matched);
+	else if (info->npins)
+		fprintf(out, "pin:          NO MATCH among %zu pin(s)\n", info->npins);
+	if (info->why[0])
+		fprintf(out, "why:          %s\n", info->why);
 }

@@ -386,6 +386,11 @@ int worker_start(worker_t *w, char *err, size_t errlen)
 	return 0;
 }
 
+void worker_set_dnstap(worker_t *w, dnstap_queue_t *q)
+{
+	query_env_set_dnstap(w->env, q);
+}
+
 void worker_after_fork(worker_t *w)
 {
 	if (w->own_loop)

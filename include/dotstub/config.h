@@ -94,10 +94,12 @@ typedef struct {
 	config_forward_t *forwards;   /* [forward] sections, then --forward */
 	size_t nforwards;
 	config_upstream_t probe;      /* the target of --probe */
+	int probe_json;               /* --json: --probe prints JSON */
 	char *config_file;
 	char *user;
 	char *pidfile;
 	char *metrics;
+	char *dnstap;                 /* "file:/PATH" or "unix:/PATH"; NULL off */
 	int daemonize;
 	int log_level;                /* log_level_t */
 	unsigned query_timeout_ms;    /* whole query, client to answer */
@@ -143,6 +145,8 @@ typedef enum {
 	SET_ADDR_PORT,  /* char *, owned, "ADDR@PORT" checked */
 	SET_LISTEN,     /* repeatable: config_add_listen() */
 	SET_ALLOW,      /* repeatable: config_add_allow() */
+	SET_KIND_PATH,  /* char *, owned, "KIND:PATH" with KIND one of
+			 * words[], the path made absolute by config_path() */
 } config_type_t;
 
 typedef struct {

@@ -40,6 +40,10 @@ typedef struct dot_req {
 	 * this connection (it is done with it, not failing): such resends
 	 * need not count against the query's attempts. */
 	void (*on_failed)(struct dot_req *req, int counted, const char *why);
+	/* Optional (NULL: none): msg, as queued for upstream u under its
+	 * wire ID, at sent_at (for the query log). */
+	void (*on_sent)(struct dot_req *req, const config_upstream_t *u,
+			const uint8_t *msg, size_t len);
 	dot_conn_t *conn;
 	uint16_t id;
 	ev_tstamp sent_at;         /* when it was queued on conn */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "dotstub/config.h"
+#include "dotstub/dnstap.h"
 #include "dotstub/stats.h"
 #include "dotstub/forward.h"
 #include "dotstub/upstream.h"
@@ -57,6 +58,8 @@ void query_env_reconfigure(query_env_t *env);
 /* Drop every cached answer (counted); returns how many there were.
  * Answers to queries sent before are not cached when they come. */
 size_t query_env_flush_cache(query_env_t *env);
+/* Log client and upstream messages to q (dnstap; NULL: off). */
+void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q);
 
 /* Names of forward zones go to fwd's groups from now on (NULL: none;
  * start-up and reload, like query_env_set_upstreams). */

@@ -120,7 +120,9 @@ typedef enum {
 	X(CACHE_ENTRIES, "cache_entries", GAUGE, NONE, SUM, "cache entries", \
 	  "Answers in the cache") \
 	X(CACHE_BYTES, "cache_bytes", GAUGE, NONE, SUM, NULL, \
-	  "Bytes the cache holds, bookkeeping included")
+	  "Bytes the cache holds, bookkeeping included") \
+	X(DNSTAP_DROPPED, "dnstap_dropped_total", COUNTER, NONE, SUM, NULL, \
+	  "dnstap messages dropped: the log writer's queue was full")
 
 /* Per upstream and thread: SU_* slots, series labelled
  * upstream="IP@PORT#NAME". */

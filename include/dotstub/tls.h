@@ -100,6 +100,67 @@ void tls_session_bye(tls_session_t *s);
  * or the GnuTLS error text. Valid until the session is destroyed. */
 const char *tls_session_error(const tls_session_t *s);
 
+/* Where a certificate stands in the verification. */
+typedef enum {
+	TLS_ROLE_NO_PATH,      /* verification found no path at all */
+	TLS_ROLE_UNUSED,       /* sent, not on the verified path */
+	TLS_ROLE_LEAF,
+	TLS_ROLE_PATH,         /* an intermediate on the verified path */
+	TLS_ROLE_ANCHOR_SENT,  /* the trust anchor, also sent */
+	TLS_ROLE_ANCHOR,       /* the trust anchor, from the trust store */
+	TLS_ROLE_UNREADABLE,   /* sent, not a readable X.509 certificate */
+} tls_role_t;
+
+/* Certificates of a chain described; a server may send more (nsent). */
+#define TLS_INFO_CERTS 16
+#define TLS_DN_MAX 512
+
+/* One certificate. subject and issuer are the peer's text (RFC 4514,
+ * truncated to TLS_DN_MAX - 1 bytes): escape them before printing them
+ * into a structured format. */
+typedef struct {
+	char subject[TLS_DN_MAX];
+	char issuer[TLS_DN_MAX];
+	int64_t not_before, not_after;   /* seconds since the epoch */
+	char pin[TLS_PIN_B64_LEN + 1];   /* pin-sha256; "" when unknown */
+	tls_role_t role;
+} tls_cert_info_t;
+
+/* What --probe reports about a session: the chain as sent, the anchor,
+ * the parameters negotiated and the verdicts. */
+typedef struct {
+	tls_cert_info_t chain[TLS_INFO_CERTS];
+	unsigned nchain;        /* described (at most TLS_INFO_CERTS) */
+	unsigned nsent;         /* the server sent */
+	int has_anchor;
+	tls_cert_info_t anchor;
+	char version[32], cipher[32];
+	char alpn[32];          /* "" when none was negotiated */
+	const char *auth_name;  /* NULL: the IP address was checked */
+	int reached;            /* verification ran (else the handshake
+				 * failed before it, or resumed) */
+	int name_ok, purpose_ok, trust_ok;
+	size_t npins;
+	char pin_matched[TLS_PIN_B64_LEN + 1];  /* "" when none */
+	char why[256];          /* the rejection; "" when accepted */
+} tls_info_t;
+
+/* Fill info about s; works after a failed verification too. info owns
+ * its text but auth_name, the peer's (which outlives s). */
+void tls_session_info(tls_session_t *s, tls_info_t *info);
+
+/* What a role means, in --probe's words ("verified (leaf)"), and as one
+ * word for scripts ("leaf"); 1 when verification used the certificate. */
+const char *tls_role_text(tls_role_t role);
+const char *tls_role_word(tls_role_t role);
+int tls_role_on_path(tls_role_t role);
+
+/* Print info as --probe shows it: the peer's chain (subject, issuer,
+ * validity, pin-sha256 of each certificate, and whether it is on the
+ * verified path), the trust anchor, protocol, cipher, ALPN, and the
+ * verification verdict. */
+void tls_info_print(const tls_info_t *info, FILE *out);
+
 /* What failed a handshake, for counting: the verification's verdict
  * (name, trust, pin, key purpose, validity dates), or OTHER (no
  * verification reached: a TLS error). */
@@ -116,12 +177,6 @@ tls_failure_t tls_session_failure(const tls_session_t *s);
 /* The notAfter of the leaf certificate of a verified handshake (Unix
  * time); 0 when nothing was verified (a resumed session, a failure). */
 time_t tls_session_peer_expiry(const tls_session_t *s);
-
-/* Print the peer's chain (subject, issuer, validity, pin-sha256 of each
- * certificate, and whether it is on the verified path), the trust anchor,
- * protocol, cipher, ALPN, and the verification verdict, as --probe shows
- * it. Works after a failed verification too. */
-void tls_session_describe(tls_session_t *s, FILE *out);
 
 /* The clock for certificate dates (clock-floor). With `on`, a wall clock
  * earlier than the build time reads as the build time, a warning naming

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "dotstub/config.h"
+#include "dotstub/dnstap.h"
 #include "dotstub/query.h"
 #include "dotstub/stats.h"
 #include "dotstub/upstream.h"
@@ -42,6 +43,9 @@ worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
 /* Start the thread of a worker with a loop of its own, signals blocked
  * (the main thread takes them). Returns 0, or -1 with err. */
 int worker_start(worker_t *w, char *err, size_t errlen);
+/* Log this worker's queries to q (dnstap; NULL: off). Before
+ * worker_start(); q must outlive the worker's loop. */
+void worker_set_dnstap(worker_t *w, dnstap_queue_t *q);
 /* After fork (-d): every worker loop must be told. */
 void worker_after_fork(worker_t *w);
 
