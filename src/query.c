@@ -403,6 +403,12 @@ static void on_attempt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_start(qr->env->loop, w);
 		return;
 	}
+	/* The client has its stale answer, or gets it at stale-answer-timeout
+	 * (RFC 8767): a resend would throw away the slow answer on its way,
+	 * the one that refreshes the cache. It may take until the deadline;
+	 * a connection that dies still makes it resend. */
+	if (qr->answered || ev_is_active(&qr->stale))
+		return;
 	upstream_expire(qr->ups, &qr->ureq);
 	retry(qr, 1, "attempt timed out");
 }
