@@ -555,6 +555,52 @@ void config_usage(FILE *out)
 	      "value now: dotstub --check-config; their ranges: dotstub(8).\n", out);
 }
 
+static int same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The forward groups and zones as --check-config prints them (malloc'd;
+ * NULL when out of memory). */
+static char *forward_text(const config_t *cfg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	config_forward_print(cfg, f);
+	fclose(f);
+	return buf;
+}
+
+/* Compared as printed: every setting of a group is in its text. */
+static int same_forwards(const config_t *a, const config_t *b)
+{
+	char *x = forward_text(a), *y = forward_text(b);
+	int same = x && y && strcmp(x, y) == 0;
+
+	free(x);
+	free(y);
+	return same;
+}
+
+int config_same_upstreams(const config_t *a, const config_t *b)
+{
+	if (a->nupstreams != b->nupstreams || !same_forwards(a, b))
+		return 0;
+	for (size_t i = 0; i < a->nupstreams; i++) {
+		const config_upstream_t *x = &a->upstreams[i], *y = &b->upstreams[i];
+		if (strcmp(x->text, y->text) != 0 || x->npins != y->npins ||
+		    !same_text(x->ca_file, y->ca_file) ||
+		    (x->npins && memcmp(x->pins, y->pins,
+					x->npins * sizeof(*x->pins)) != 0))
+			return 0;
+	}
+	return 1;
+}
+
 void config_free(config_t *cfg)
 {
 	zones_destroy(cfg->zones);

@@ -83,6 +83,26 @@ const config_setting_t CONFIG_SETTINGS[] = {
 	 * would otherwise pin an answer until it is evicted. */
 	{ "cache-max-ttl", NULL, 0, SET_UINT, AT(cache_max_ttl), "86400", 1, 604800,
 	  NULL, NULL, "seconds an answer is cached at most" },
+	{ "cache-min-ttl", NULL, 0, SET_UINT, AT(cache_min_ttl), "0", 0, 86400,
+	  NULL, NULL, "seconds an answer is cached at least (its TTLs raised)" },
+	/* An hour, as unbound's cache-max-negative-ttl: a name created
+	 * after an NXDOMAIN is not hidden for the SOA's day. */
+	{ "cache-max-negative-ttl", NULL, 0, SET_UINT, AT(cache_max_negative_ttl),
+	  "3600", 0, 604800, NULL, NULL,
+	  "seconds an NXDOMAIN or NODATA answer is cached at most; 0 never" },
+	/* RFC 8767: keep expired answers for when the upstream cannot be
+	 * reached; its suggested 1-3 days, 30 s TTL, 1.8 s client timer. */
+	{ "serve-stale", NULL, 0, SET_WORD, AT(serve_stale), "yes", 0, 0, BOOLS,
+	  NULL, "answer with expired answers when the upstreams cannot" },
+	{ "stale-max-age", NULL, 0, SET_UINT, AT(stale_max_age), "86400", 1, 604800,
+	  NULL, NULL, "seconds an expired answer is kept for serve-stale" },
+	{ "stale-ttl", NULL, 0, SET_UINT, AT(stale_ttl), "30", 1, 3600,
+	  NULL, NULL, "the TTL of a stale answer" },
+	{ "stale-answer-timeout", NULL, 0, SET_UINT, AT(stale_answer_timeout_ms),
+	  "1800", 0, 60000, NULL, NULL,
+	  "ms to wait for the upstream before a stale answer" },
+	{ "prefetch", NULL, 0, SET_WORD, AT(prefetch), "yes", 0, 0, BOOLS,
+	  NULL, "refresh an answer asked for in the last tenth of its TTL" },
 	{ "max-tcp-clients", NULL, 0, SET_UINT, AT(max_tcp_clients), "256", 1, 65536,
 	  NULL, NULL, "client TCP connections at once" },
 	{ "threads", NULL, 0, SET_UINT, AT(threads), "1", 1, 64,

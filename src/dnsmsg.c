@@ -20,6 +20,7 @@
 #define OPT_COOKIE 10     /* RFC 7873 */
 #define OPT_KEEPALIVE 11  /* RFC 7828 */
 #define OPT_PADDING 12    /* RFC 7830 */
+#define OPT_EDE 15        /* RFC 8914 */
 #define OPT_BIT(code) (1u << (code))
 /* Options that belong to one transport, not to the message: never passed
  * on, in either direction. */
@@ -35,6 +36,8 @@
 			     OPT_BIT(OPT_EXPIRE) | OPT_BIT(OPT_COOKIE))
 #define RR_FIXED_LEN 10
 #define OPT_EMPTY_LEN (1 + RR_FIXED_LEN)
+/* An Extended DNS Error option without EXTRA-TEXT: code, length, INFO-CODE. */
+#define EDE_OPTION_LEN 6
 
 /* One resource record as it sits in a message. */
 struct rr {
@@ -734,25 +737,89 @@ static void age_one(const uint8_t *m, const struct rr *rr, void *arg)
 	DNS__SET32BIT(p, rr->ttl > age ? rr->ttl - age : 0);
 }
 
-static void cap_one(const uint8_t *m, const struct rr *rr, void *arg)
+struct ttl_bounds {
+	uint32_t lo, hi;
+};
+
+static void clamp_one(const uint8_t *m, const struct rr *rr, void *arg)
 {
-	uint32_t max = *(const uint32_t *)arg;
+	const struct ttl_bounds *b = arg;
 	uint8_t *p = (uint8_t *)m + rr->fixed + 4;
 
-	if (rr->type != TYPE_OPT && rr->ttl > max)
-		DNS__SET32BIT(p, max);
+	if (rr->type == TYPE_OPT)
+		return;
+	if (rr->ttl > b->hi)
+		DNS__SET32BIT(p, b->hi);
+	else if (rr->ttl < b->lo)
+		DNS__SET32BIT(p, b->lo);
 }
 
-void dnsmsg_cap_ttls(uint8_t *msg, size_t len, uint32_t max)
+void dnsmsg_clamp_ttls(uint8_t *msg, size_t len, uint32_t lo, uint32_t hi)
 {
+	struct ttl_bounds b = { lo < hi ? lo : hi, hi };
+
 	if (len >= DNSMSG_HEADER_LEN)
-		each_rr(msg, len, cap_one, &max);
+		each_rr(msg, len, clamp_one, &b);
 }
 
 void dnsmsg_age_ttls(uint8_t *msg, size_t len, uint32_t age)
 {
 	if (len >= DNSMSG_HEADER_LEN && age > 0)
 		each_rr(msg, len, age_one, &age);
+}
+
+int dnsmsg_negative(const uint8_t *msg)
+{
+	return DNS_HEADER_RCODE(msg) == 3 || DNS_HEADER_ANCOUNT(msg) == 0;
+}
+
+/* The EDE option appended to the message's OPT, or an OPT carrying it
+ * appended to the message when it has none. Returns the new length, 0
+ * when it does not fit in cap. */
+static size_t add_ede(uint8_t *m, size_t len, size_t cap, uint16_t info)
+{
+	const uint8_t ede[EDE_OPTION_LEN] = {
+		0, OPT_EDE, 0, 2, (uint8_t)(info >> 8), (uint8_t)info,
+	};
+	struct out o = { m, len, cap, 0 };
+	struct rr opt;
+
+	if (find_opt(m, len, &opt) == 0) {
+		size_t rdlen = opt.end - opt.rdata + EDE_OPTION_LEN;
+		if (cap - len < EDE_OPTION_LEN || rdlen > 0xffff)
+			return 0;
+		memmove(m + opt.end + EDE_OPTION_LEN, m + opt.end, len - opt.end);
+		memcpy(m + opt.end, ede, EDE_OPTION_LEN);
+		m[opt.fixed + 8] = (uint8_t)(rdlen >> 8);
+		m[opt.fixed + 9] = (uint8_t)rdlen;
+		return len + EDE_OPTION_LEN;
+	}
+	put_opt_header(&o, DNSMSG_EDNS_UDP_SIZE, 0, EDE_OPTION_LEN);
+	put(&o, ede, EDE_OPTION_LEN);
+	if (o.full)
+		return 0;
+	DNS_HEADER_SET_ARCOUNT(m, DNS_HEADER_ARCOUNT(m) + 1);
+	return o.len;
+}
+
+size_t dnsmsg_build_stale_answer(const uint8_t *ans, size_t len,
+				 const dnsmsg_query_t *q, size_t max,
+				 uint32_t ttl, uint8_t *out, size_t cap)
+{
+	/* Room for the EDE (and an OPT to carry it) kept free from the
+	 * start, so that adding it never pushes past the client's size:
+	 * max - room still holds header, question and OPT (>= 495 > 282). */
+	size_t room = q->edns ? OPT_EMPTY_LEN + EDE_OPTION_LEN : 0;
+	size_t n;
+
+	if (cap < room)
+		return 0;
+	n = dnsmsg_build_client_answer(ans, len, q, max ? max - room : 0, out,
+				       cap - room);
+	if (n == 0)
+		return 0;
+	dnsmsg_clamp_ttls(out, n, ttl, ttl);
+	return q->edns ? add_ede(out, n, cap, DNSMSG_EDE_STALE_ANSWER) : n;
 }
 
 /* Local zones (RFC 6303 section 3): one TTL for every record, and the

@@ -38,7 +38,7 @@ typedef struct {
 	struct ev_loop *loop;
 	worker_t **workers;    /* [0] runs on loop; the rest in threads */
 	unsigned nworkers;
-	ev_signal sig_term, sig_int, sig_usr1, sig_hup;
+	ev_signal sig_term, sig_int, sig_usr1, sig_usr2, sig_hup;
 	metrics_t *metrics;
 	dnstap_t *dnstap;      /* NULL: off */
 	pidfile_t *pidfile;    /* created as root, removed at exit */
@@ -236,6 +236,18 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	log_stats(w->data);
 }
 
+/* USR2: empty every thread's cache (resolvectl flush-caches). */
+static void on_usr2(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	daemon_t *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	log_info("signal %d: flushing the cache", w->signum);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_flush_cache(d->workers[i]);
+}
+
 static int same_listeners(const config_t *a, const config_t *b)
 {
 	if (a->nlisten != b->nlisten)
@@ -342,9 +354,10 @@ static int validate(const config_t *cfg, char *err, size_t errlen)
 }
 
 /* SIGHUP: read the configuration again. Upstreams, pins, trust, timeouts,
- * limits and the allow list change; the listeners, threads, cache size,
- * user and pidfile stay as started. A configuration that does not load
- * changes nothing. */
+ * limits, the allow list and the cache's size and bounds change (the
+ * cached answers stay, unless the upstreams changed); the listeners,
+ * threads, user and pidfile stay as started. A configuration that does
+ * not load changes nothing. */
 static void reload(daemon_t *d)
 {
 	config_t cfg;
@@ -362,8 +375,11 @@ static void reload(daemon_t *d)
 		config_free(&cfg);
 		goto out;
 	}
-	if (!same_listeners(&cfg, &d->sc->cfg) || cfg.threads != d->sc->cfg.threads)
-		log_warn("reload: listener and thread changes take effect at the next start");
+	if (!same_listeners(&cfg, &d->sc->cfg))
+		log_warn("reload: listener changes take effect at the next start");
+	if ((cfg.threads ? cfg.threads : 1) != d->nworkers)
+		log_warn("reload: threads = %u needs a restart; still running %u",
+			 cfg.threads, d->nworkers);
 	if (strcmp(cfg.dnstap ? cfg.dnstap : "", d->sc->cfg.dnstap ? d->sc->cfg.dnstap : ""))
 		log_warn("reload: a dnstap change takes effect at the next start");
 	fit_fd_limit(&cfg);
@@ -401,12 +417,15 @@ static void watch_signals(daemon_t *d)
 	ev_signal_init(&d->sig_term, on_stop, SIGTERM);
 	ev_signal_init(&d->sig_int, on_stop, SIGINT);
 	ev_signal_init(&d->sig_usr1, on_usr1, SIGUSR1);
+	ev_signal_init(&d->sig_usr2, on_usr2, SIGUSR2);
 	ev_signal_init(&d->sig_hup, on_hup, SIGHUP);
 	d->sig_term.data = d->sig_int.data = d->sig_usr1.data = d->sig_hup.data = d;
+	d->sig_usr2.data = d;
 	ev_signal_start(d->loop, &d->sig_hup);
 	ev_signal_start(d->loop, &d->sig_term);
 	ev_signal_start(d->loop, &d->sig_int);
 	ev_signal_start(d->loop, &d->sig_usr1);
+	ev_signal_start(d->loop, &d->sig_usr2);
 }
 
 static void shutdown_daemon(daemon_t *d)
@@ -424,6 +443,7 @@ static void shutdown_daemon(daemon_t *d)
 	ev_signal_stop(d->loop, &d->sig_term);
 	ev_signal_stop(d->loop, &d->sig_int);
 	ev_signal_stop(d->loop, &d->sig_usr1);
+	ev_signal_stop(d->loop, &d->sig_usr2);
 	ev_timer_stop(d->loop, &d->drain);
 	pidfile_remove(d->pidfile);
 	d->pidfile = NULL;

@@ -44,6 +44,7 @@ typedef struct query {
 	size_t uplen;
 	ev_timer deadline;          /* the whole query: then SERVFAIL */
 	ev_timer attempt;           /* one upstream's turn: then resend */
+	ev_timer stale;             /* serve-stale: the client waits no longer */
 	upstream_set_t *ups;        /* where it was last sent (reloads swap) */
 	const struct sockaddr_storage *sent_to;  /* dnstap: the upstream */
 	forward_group_t *fwd;       /* the forward group of its name, or NULL */
@@ -52,6 +53,10 @@ typedef struct query {
 	ev_tstamp started;
 	unsigned failures;          /* attempts that failed (counted) */
 	unsigned resends;
+	/* No client waits (it got a stale answer, or this is a prefetch):
+	 * the answer only refreshes the cache, a failure ends it quietly. */
+	int answered;
+	unsigned long flushes;      /* the cache's flushes when it started */
 	uint8_t inline_msg[QUERY_INLINE_MSG];  /* last: not cleared on reuse */
 } query_t;
 
@@ -66,6 +71,7 @@ struct query_env {
 	size_t nspare;
 	stats_global_t *stats;      /* the thread's counters */
 	stats_global_t own;         /* stats until query_env_use_stats() */
+	unsigned long flushes;      /* of the cache, so far */
 	dnstap_queue_t *tap;        /* NULL: dnstap off */
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
@@ -79,6 +85,20 @@ static double cache_now(void)
 	return sysclock_boot();
 }
 
+static cache_limits_t cache_limits(const config_t *cfg)
+{
+	cache_limits_t lim = {
+		.max_bytes = cfg->cache_size,
+		.min_ttl = cfg->cache_min_ttl,
+		.max_ttl = cfg->cache_max_ttl,
+		.max_negative_ttl = cfg->cache_max_negative_ttl,
+		.stale_max_age = cfg->serve_stale ? cfg->stale_max_age : 0,
+		.prefetch = cfg->prefetch,
+	};
+
+	return lim;
+}
+
 query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 			      upstream_set_t *upstreams)
 {
@@ -88,7 +108,9 @@ query_env_t *query_env_create(struct ev_loop *loop, const config_t *cfg,
 	env->cfg = cfg;
 	env->ups = upstreams;
 	env->stats = &env->own;
-	env->cache = cache_create(cfg->cache_size, cfg->cache_max_ttl);
+	cache_limits_t lim = cache_limits(cfg);
+
+	env->cache = cache_create(&lim);
 	TAILQ_INIT(&env->open);
 	TAILQ_INIT(&env->spare);
 	return env;
@@ -123,6 +145,7 @@ static void query_free(query_t *qr)
 
 	ev_timer_stop(env->loop, &qr->deadline);
 	ev_timer_stop(env->loop, &qr->attempt);
+	ev_timer_stop(env->loop, &qr->stale);
 	if (qr->ups)
 		upstream_cancel(qr->ups, &qr->ureq);
 	forward_cancel(qr->fwd_token);
@@ -173,14 +196,33 @@ static void send_error(query_env_t *env, const query_client_t *client,
 	to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 }
 
-static void fail_query(query_t *qr, stats_cause_t cause, const char *why)
+static int answer_stale(query_t *qr);
+
+static void log_failure(const query_t *qr, const char *what, const char *why)
 {
 	char name[256];
 
 	if (log_get_level() >= LOG_LVL_DEBUG) {
 		dnsmsg_query_name(&qr->q, name, sizeof(name));
-		log_debug("query %s type %u: SERVFAIL (%s)", name, qr->q.qtype, why);
+		log_debug("query %s type %u: %s (%s)", name, qr->q.qtype, what, why);
 	}
+}
+
+/* No answer from upstream: a stale one when the cache has it (RFC 8767),
+ * else SERVFAIL; nothing when no client waits. */
+static void fail_query(query_t *qr, stats_cause_t cause, const char *why)
+{
+	if (qr->answered) {
+		log_failure(qr, "refresh failed", why);
+		query_free(qr);
+		return;
+	}
+	if (answer_stale(qr)) {
+		log_failure(qr, "answered from the cache", why);
+		query_free(qr);
+		return;
+	}
+	log_failure(qr, "SERVFAIL", why);
 	stats_inc(qr->env->stats, SG_SERVFAIL);
 	stats_inc_at(qr->env->stats, SG_SERVFAIL_CAUSE, cause);
 	send_error(qr->env, &qr->client, &qr->addr, qr->addrlen, &qr->q,
@@ -188,22 +230,29 @@ static void fail_query(query_t *qr, stats_cause_t cause, const char *why)
 	query_free(qr);
 }
 
-/* An answer (from `source`: upstream or cache, `age` seconds old)
- * rebuilt for the client, counted and sent `secs` after the query came.
- * Returns 0, sending nothing, when the answer cannot be read. */
+/* An answer (from `source`: upstream or cache, `age` seconds old; stale:
+ * past its TTL, RFC 8767) rebuilt for the client, counted and sent `secs`
+ * after the query came. Returns 0, sending nothing, when the answer
+ * cannot be read. */
 static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 		       const query_client_t *client,
 		       const struct sockaddr_storage *addr, socklen_t addrlen,
-		       const uint8_t *msg, size_t len, uint32_t age,
+		       const uint8_t *msg, size_t len, uint32_t age, int stale,
 		       unsigned source, double secs)
 {
-	size_t n = dnsmsg_build_client_answer(msg, len, q,
-					      client->udp ? q->udp_max : 0,
-					      env->out, sizeof(env->out));
+	size_t max = client->udp ? q->udp_max : 0;
+	size_t n = stale ?
+		dnsmsg_build_stale_answer(msg, len, q, max, env->cfg->stale_ttl,
+					  env->out, sizeof(env->out)) :
+		dnsmsg_build_client_answer(msg, len, q, max, env->out,
+					   sizeof(env->out));
 
 	if (n == 0)
 		return 0;
-	dnsmsg_age_ttls(env->out, n, age);
+	if (stale)
+		stats_inc(env->stats, SG_STALE_ANSWERS);
+	else
+		dnsmsg_age_ttls(env->out, n, age);
 	if (client->udp && n < len && dnsmsg_truncated(env->out))
 		stats_inc(env->stats, SG_TRUNCATED);
 	stats_inc(env->stats, SG_ANSWERED);
@@ -213,6 +262,18 @@ static int send_answer(query_env_t *env, const dnsmsg_query_t *q,
 	stats_observe(env->stats, SG_CLIENT_SECONDS, source, secs);
 	to_client(env, client, addr, addrlen, ev_now(env->loop) - secs, env->out, n);
 	return 1;
+}
+
+/* The upstream's answer (env->plain, n bytes; 0: unreadable) into the
+ * cache, unless the cache was flushed since the query started: a reload
+ * that changes the upstreams empties the cache, and their last answers
+ * must not creep back in. */
+static void store(query_t *qr, size_t n)
+{
+	query_env_t *env = qr->env;
+
+	if (n && qr->flushes == env->flushes)
+		cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 }
 
 /* The answer is kept and rebuilt for each client without the upstream's
@@ -226,14 +287,25 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	if (env->tap && qr->sent_to)
 		dnstap_forwarder_response(env->tap, qr->sent_to, req->sent_at,
 					  ev_now(env->loop), msg, len);
+	if (qr->answered) {
+		store(qr, n);
+		query_free(qr);
+		return;
+	}
+	/* RFC 8767: a stale answer beats the upstream's SERVFAIL. */
+	if (n && dnsmsg_rcode(env->plain) == DNSMSG_RCODE_SERVFAIL &&
+	    answer_stale(qr)) {
+		query_free(qr);
+		return;
+	}
 	if (n == 0 ||
 	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
-			 env->plain, n, 0, STATS_SOURCE_UPSTREAM,
+			 env->plain, n, 0, 0, STATS_SOURCE_UPSTREAM,
 			 ev_now(env->loop) - qr->started)) {
 		fail_query(qr, STATS_CAUSE_BAD_ANSWER, "unreadable answer");
 		return;
 	}
-	cache_store(env->cache, &qr->q, env->plain, n, cache_now());
+	store(qr, n);
 	query_free(qr);
 }
 
@@ -248,18 +320,22 @@ static void on_sent(dot_req_t *req, const config_upstream_t *u,
 }
 
 /* A plain DNS forward group: c-ares keeps its own time per server, so no
- * attempt timer; the deadline still holds. */
-static void dispatch_plain(query_t *qr)
+ * attempt timer; the deadline still holds. 0, or -1 when it failed and
+ * has ended. */
+static int dispatch_plain(query_t *qr)
 {
 	ev_timer_stop(qr->env->loop, &qr->attempt);
 	qr->ups = NULL;
 	qr->fwd_token = forward_send_plain(qr->fwd, &qr->ureq.req, qr->upmsg,
 					   qr->uplen, !qr->client.udp);
-	if (!qr->fwd_token)
-		fail_query(qr, STATS_CAUSE_QUEUE_FULL, "too many plain DNS queries in flight");
+	if (qr->fwd_token)
+		return 0;
+	fail_query(qr, STATS_CAUSE_QUEUE_FULL, "too many plain DNS queries in flight");
+	return -1;
 }
 
-static void dispatch(query_t *qr)
+/* Send (or resend) the query: 0, or -1 when it failed and has ended. */
+static int dispatch(query_t *qr)
 {
 	query_env_t *env = qr->env;
 	upstream_set_t *ups;
@@ -272,10 +348,8 @@ static void dispatch(query_t *qr)
 		qr->fwd = forward_lookup(env->fwd, qr->q.question, qr->q.question_len);
 		qr->fwd_set = env->fwd;
 	}
-	if (qr->fwd && !forward_upstreams(qr->fwd)) {
-		dispatch_plain(qr);
-		return;
-	}
+	if (qr->fwd && !forward_upstreams(qr->fwd))
+		return dispatch_plain(qr);
 	ups = qr->fwd ? forward_upstreams(qr->fwd) : env->ups;
 	qr->ups = ups;
 	rc = upstream_send(ups, &qr->ureq, qr->upmsg, qr->uplen);
@@ -286,11 +360,12 @@ static void dispatch(query_t *qr)
 		else
 			fail_query(qr, STATS_CAUSE_NO_CONNECTION,
 				   "no upstream connection can take it");
-		return;
+		return -1;
 	}
 	ev_timer_stop(env->loop, &qr->attempt);
 	ev_timer_set(&qr->attempt, env->cfg->attempt_timeout_ms / 1000.0, 0.);
 	ev_timer_start(env->loop, &qr->attempt);
+	return 0;
 }
 
 /* A failed attempt: once more, elsewhere when there is an elsewhere. A
@@ -328,6 +403,12 @@ static void on_attempt_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_start(qr->env->loop, w);
 		return;
 	}
+	/* The client has its stale answer, or gets it at stale-answer-timeout
+	 * (RFC 8767): a resend would throw away the slow answer on its way,
+	 * the one that refreshes the cache. It may take until the deadline;
+	 * a connection that dies still makes it resend. */
+	if (qr->answered || ev_is_active(&qr->stale))
+		return;
 	upstream_expire(qr->ups, &qr->ureq);
 	retry(qr, 1, "attempt timed out");
 }
@@ -341,24 +422,99 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	fail_query(qr, STATS_CAUSE_DEADLINE, "deadline passed");
 }
 
-/* A fresh cached answer, aged, straight back to the client: 1, or 0 on a
- * miss. */
-static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
-			     const query_client_t *client,
-			     const struct sockaddr_storage *addr, socklen_t addrlen)
+/* What the cache has for a query already open, fresh (another query
+ * refreshed it meanwhile) or stale, to its client, who then waits no
+ * more: 1, or 0 when the cache has nothing. */
+static int answer_stale(query_t *qr)
 {
-	const uint8_t *msg;
-	size_t len;
-	uint32_t age;
+	query_env_t *env = qr->env;
+	cache_hit_t hit;
+	cache_state_t st = cache_lookup(env->cache, &qr->q, cache_now(), &hit);
 
-	/* The time since the loop woke up (and read the query, or the
-	 * batch it came in): a cache hit takes microseconds. */
-	if (!cache_lookup(env->cache, q, cache_now(), &msg, &len, &age) ||
-	    !send_answer(env, q, client, addr, addrlen, msg, len, age,
-			 STATS_SOURCE_CACHE, ev_time() - ev_now(env->loop)))
+	if (st == CACHE_MISS ||
+	    !send_answer(env, &qr->q, &qr->client, &qr->addr, qr->addrlen,
+			 hit.msg, hit.len, hit.age, st == CACHE_STALE,
+			 STATS_SOURCE_CACHE, ev_now(env->loop) - qr->started))
 		return 0;
-	stats_inc(env->stats, SG_CACHE_HITS);
+	if (st == CACHE_FRESH)
+		stats_inc(env->stats, SG_CACHE_HITS);
+	qr->answered = 1;
+	if (qr->client.release)
+		qr->client.release(qr->client.owner);
+	qr->client.release = NULL;
 	return 1;
+}
+
+/* stale-answer-timeout has passed without an answer: the stale one now;
+ * the query goes on to refresh the cache with the upstream's. */
+static void on_stale_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	query_t *qr = w->data;
+
+	(void)loop;
+	(void)revents;
+	answer_stale(qr);
+}
+
+/* Every upstream that could answer q is known down (failed, backing
+ * off): its default set's, or its DoT forward group's. A plain DNS group
+ * keeps no such state: never known down. */
+static int all_down(query_env_t *env, const dnsmsg_query_t *q)
+{
+	forward_group_t *g = forward_lookup(env->fwd, q->question, q->question_len);
+	upstream_set_t *ups = g ? forward_upstreams(g) : env->ups;
+
+	return ups && upstream_set_all_down(ups, ev_now(env->loop));
+}
+
+static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
+			    const uint8_t *msg, size_t len,
+			    const query_client_t *client,
+			    const struct sockaddr_storage *addr,
+			    socklen_t addrlen, int stale);
+
+/* The cache's part of a new query: 1 when the client has its answer (a
+ * fresh one, with a refresh sent behind it in the prefetch window; or a
+ * stale one when no upstream can be reached), else 0 and *stale set when
+ * a stale answer waits for the upstream to fail or be slow. */
+static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
+			     const uint8_t *msg, size_t len,
+			     const query_client_t *client,
+			     const struct sockaddr_storage *addr, socklen_t addrlen,
+			     int *stale)
+{
+	cache_hit_t hit;
+
+	switch (cache_lookup(env->cache, q, cache_now(), &hit)) {
+	case CACHE_FRESH:
+		/* The time since the loop woke up (and read the query, or
+		 * the batch it came in): a cache hit takes microseconds. */
+		if (!send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
+				 hit.age, 0, STATS_SOURCE_CACHE,
+				 ev_time() - ev_now(env->loop)))
+			return 0;
+		stats_inc(env->stats, SG_CACHE_HITS);
+		/* After the answer: a refresh never delays the hit. */
+		if (hit.refresh && start_query(env, q, msg, len, NULL, NULL, 0, 0))
+			stats_inc(env->stats, SG_PREFETCHES);
+		return 1;
+	case CACHE_STALE:
+		*stale = 1;
+		/* Every upstream failed and backs off: the wait would end in a
+		 * failure, the client gets the stale answer now. The query
+		 * still goes upstream, nobody waiting for it: the first
+		 * upstream back refreshes the answer. */
+		if (!all_down(env, q) ||
+		    !send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
+				 0, 1, STATS_SOURCE_CACHE,
+				 ev_time() - ev_now(env->loop)))
+			return 0;
+		start_query(env, q, msg, len, NULL, NULL, 0, 0);
+		return 1;
+	case CACHE_MISS:
+	default:
+		return 0;
+	}
 }
 
 /* A name of a local zone (RFC 6761, 6303) is answered here, never sent
@@ -442,7 +598,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		  const struct sockaddr_storage *addr, socklen_t addrlen)
 {
 	dnsmsg_query_t q;
-	query_t *qr;
+	int stale = 0;
 
 	stats_inc(env->stats, SG_QUERIES);
 	stats_inc_at(env->stats, SG_BY_TRANSPORT,
@@ -472,22 +628,43 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		return;
 	}
 	if (answer_locally(env, &q, client, addr, addrlen) ||
-	    answer_from_cache(env, &q, client, addr, addrlen))
+	    answer_from_cache(env, &q, msg, len, client, addr, addrlen, &stale))
 		return;
-	qr = get_query(env);
+	start_query(env, &q, msg, len, client, addr, addrlen, stale);
+}
+
+/* An open query for q, sent upstream; client NULL: a refresh nobody
+ * waits for. stale: the cache holds a stale answer for the client after
+ * stale-answer-timeout. Returns the query, or NULL when it could not be
+ * built (FORMERR sent) or sent (ended at once). */
+static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
+			    const uint8_t *msg, size_t len,
+			    const query_client_t *client,
+			    const struct sockaddr_storage *addr,
+			    socklen_t addrlen, int stale)
+{
+	query_t *qr = get_query(env);
+
 	memset(qr, 0, offsetof(query_t, inline_msg));
 	qr->env = env;
 	qr->started = ev_now(env->loop);
-	qr->q = q;
-	qr->client = *client;
-	memcpy(&qr->addr, addr, addrlen);
-	qr->addrlen = addrlen;
+	qr->q = *q;
+	qr->flushes = env->flushes;
+	if (client) {
+		qr->client = *client;
+		memcpy(&qr->addr, addr, addrlen);
+		qr->addrlen = addrlen;
+	} else {
+		qr->answered = 1;
+	}
 	if (build_upstream(qr, msg, len) < 0) {
-		stats_inc(env->stats, SG_FORMERR);
-		send_error(env, client, addr, addrlen, &q, msg, len,
-			   DNSMSG_RCODE_FORMERR);
+		if (client) {
+			stats_inc(env->stats, SG_FORMERR);
+			send_error(env, client, addr, addrlen, q, msg, len,
+				   DNSMSG_RCODE_FORMERR);
+		}
 		put_query(env, qr);
-		return;
+		return NULL;
 	}
 	qr->ureq.req.question = qr->q.question;
 	qr->ureq.req.question_len = qr->q.question_len;
@@ -496,7 +673,7 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	qr->ureq.req.on_sent = env->tap ? on_sent : NULL;
 	TAILQ_INSERT_HEAD(&env->open, qr, link);
 	env->nopen++;
-	if (client->hold)
+	if (client && client->hold)
 		client->hold(client->owner);
 	ev_timer_init(&qr->deadline, on_deadline,
 		      env->cfg->query_timeout_ms / 1000.0, 0.);
@@ -504,7 +681,13 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 	ev_timer_start(env->loop, &qr->deadline);
 	ev_init(&qr->attempt, on_attempt_timeout);
 	qr->attempt.data = qr;
-	dispatch(qr);
+	ev_timer_init(&qr->stale, on_stale_timeout,
+		      env->cfg->stale_answer_timeout_ms / 1000.0, 0.);
+	qr->stale.data = qr;
+	if (stale && client)
+		ev_timer_start(env->loop, &qr->stale);
+	/* Last: a send that fails at once ends the query. */
+	return dispatch(qr) < 0 ? NULL : qr;
 }
 
 void query_drop(query_env_t *env)
@@ -527,6 +710,20 @@ void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q)
 void query_env_set_forward(query_env_t *env, forward_set_t *fwd)
 {
 	env->fwd = fwd;
+}
+
+void query_env_reconfigure(query_env_t *env)
+{
+	cache_limits_t lim = cache_limits(env->cfg);
+
+	cache_set_limits(env->cache, &lim, cache_now());
+}
+
+size_t query_env_flush_cache(query_env_t *env)
+{
+	env->flushes++;
+	stats_inc(env->stats, SG_CACHE_FLUSHES);
+	return cache_flush(env->cache);
 }
 
 size_t query_inflight(const query_env_t *env)

@@ -395,6 +395,14 @@ static int healthy(const upstream_t *u, ev_tstamp now)
 	return u->down_until <= now && !u->stalled;
 }
 
+int upstream_set_all_down(const upstream_set_t *set, ev_tstamp now)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (healthy(&set->ups[i], now))
+			return 0;
+	return set->n > 0;
+}
+
 /* Among the healthy upstreams but `avoid`, by policy. */
 static upstream_t *choose_healthy(upstream_set_t *set, const upstream_t *avoid,
 				  ev_tstamp now)

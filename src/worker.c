@@ -30,7 +30,7 @@ struct worker {
 	int stopping;
 	shared_config_t *sc;      /* the running configuration */
 	config_t cfg;             /* its copy that listeners and queries read */
-	unsigned cache_size;
+	unsigned count;           /* workers in all: each caches 1/count */
 	upstream_set_t *ups;
 	forward_set_t *fwd;       /* the forward zones' groups */
 	query_env_t *env;
@@ -51,6 +51,7 @@ struct worker {
 	stats_snapshot_t *scratch;  /* the thread's, gathered into */
 	pthread_mutex_t lock;     /* guards the three below */
 	shared_config_t *posted;  /* a reload to apply */
+	int posted_flush;         /* SIGUSR2: empty the cache */
 	double posted_stop;       /* > 0: stop, drain this long */
 	stats_snapshot_t *snapshot;  /* swapped with scratch */
 	atomic_int done;
@@ -84,7 +85,7 @@ static void use_config(worker_t *w, shared_config_t *sc)
 {
 	w->sc = sc;
 	w->cfg = sc->cfg;   /* shallow: sc keeps the pointed-to parts */
-	w->cfg.cache_size = w->cache_size;
+	w->cfg.cache_size = sc->cfg.cache_size / w->count;
 }
 
 /* The global counts (handshakes and the like) are the thread's all
@@ -142,13 +143,19 @@ static void on_retire_tick(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* The old set keeps its queries (and its configuration) until they are
- * done; new queries and resends go to the new one. */
+ * done; new queries and resends go to the new one. The cache keeps its
+ * answers under the new limits, unless the upstreams or the forward
+ * groups changed: then it is emptied, all of it (the
+ * simplest correct choice: answers from servers the configuration no
+ * longer names, or trusts with other pins, or that now answer for
+ * another zone, must not outlive it). */
 static void apply_reload(worker_t *w, shared_config_t *sc)
 {
 	char err[512];
 	upstream_set_t *ups = upstream_set_create(w->loop, &sc->cfg, err, sizeof(err));
 	forward_set_t *fwd = ups ? forward_set_create(w->loop, &sc->cfg, err, sizeof(err))
 				 : NULL;
+	int same = config_same_upstreams(&w->sc->cfg, &sc->cfg);
 	retired_t *r;
 
 	if (!fwd) {
@@ -170,6 +177,11 @@ static void apply_reload(worker_t *w, shared_config_t *sc)
 	forward_set_use_stats(fwd, &w->stats);
 	query_env_set_upstreams(w->env, ups);
 	query_env_set_forward(w->env, fwd);
+	query_env_reconfigure(w->env);
+	if (!same)
+		log_info("reload: the upstreams or forward zones changed: "
+			 "%zu cached answers dropped",
+			 query_env_flush_cache(w->env));
 	upstream_set_retire(r->ups);
 	forward_set_retire(r->fwd);
 	ev_timer_again(w->loop, &w->retire_timer);
@@ -207,15 +219,21 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 	worker_t *w = a->data;
 	shared_config_t *sc;
 	double stop;
+	int flush;
 
 	(void)loop;
 	(void)revents;
 	pthread_mutex_lock(&w->lock);
 	sc = w->posted;
 	stop = w->posted_stop;
+	flush = w->posted_flush;
 	w->posted = NULL;
 	w->posted_stop = 0;
+	w->posted_flush = 0;
 	pthread_mutex_unlock(&w->lock);
+	if (flush)
+		log_info("cache flushed: %zu answers dropped",
+			 query_env_flush_cache(w->env));
 	if (sc && !w->stopping)
 		apply_reload(w, sc);
 	else
@@ -319,7 +337,7 @@ worker_t *worker_create(struct ev_loop *loop, shared_config_t *sc,
 	pthread_mutex_init(&w->lock, NULL);
 	w->own_loop = loop == NULL;
 	w->loop = loop ? loop : ev_loop_new(EVFLAG_AUTO);
-	w->cache_size = sc->cfg.cache_size / count;
+	w->count = count;
 	use_config(w, shared_config_hold(sc));
 	init_watchers(w);
 	w->ups = upstream_set_create(w->loop, &w->cfg, err, errlen);
@@ -388,6 +406,14 @@ void worker_reload(worker_t *w, shared_config_t *sc)
 	w->posted = shared_config_hold(sc);
 	pthread_mutex_unlock(&w->lock);
 	shared_config_release(old);
+	ev_async_send(w->loop, &w->wake);
+}
+
+void worker_flush_cache(worker_t *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->posted_flush = 1;
+	pthread_mutex_unlock(&w->lock);
 	ev_async_send(w->loop, &w->wake);
 }
 

@@ -116,6 +116,13 @@ typedef struct {
 	unsigned max_waiting;         /* queries queued while every pool is full */
 	unsigned cache_size;          /* bytes of cached answers, 0 = no cache */
 	unsigned cache_max_ttl;       /* seconds an answer is cached at most */
+	unsigned cache_min_ttl;       /* ... and at least */
+	unsigned cache_max_negative_ttl;  /* NXDOMAIN/NODATA at most; 0 never */
+	int serve_stale;              /* RFC 8767: expired answers when stuck */
+	unsigned stale_max_age;       /* seconds kept past expiry for that */
+	unsigned stale_ttl;           /* the TTL a stale answer carries */
+	unsigned stale_answer_timeout_ms;  /* wait for upstream, then stale */
+	int prefetch;                 /* refresh popular answers before expiry */
 	unsigned threads;             /* event loops, each with its own sockets */
 	int policy;                   /* config_policy_t */
 	int tcp_fastopen;
@@ -240,6 +247,11 @@ int config_forward_finish(config_t *cfg, char *err, size_t errlen);
 /* The groups in the file's syntax, then the zone table. */
 void config_forward_print(const config_t *cfg, FILE *out);
 void config_forward_free(config_t *cfg);
+
+/* 1 when a and b name the same upstreams, in the same order, with the
+ * same names, pins and trust anchors, and the same forward groups and
+ * zones (a reload that keeps them keeps the answers they gave). */
+int config_same_upstreams(const config_t *a, const config_t *b);
 
 void config_free(config_t *cfg);
 

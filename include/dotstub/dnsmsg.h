@@ -153,13 +153,30 @@ int dnsmsg_answer_keepalive(const uint8_t *ans, size_t len);
  * take a TTL from. */
 long dnsmsg_cache_ttl(const uint8_t *msg, size_t len);
 
-/* Bring every TTL above `max` (the OPT excepted) down to `max`. The
- * message must be readable (as dnsmsg_cache_ttl() found it). */
-void dnsmsg_cap_ttls(uint8_t *msg, size_t len, uint32_t max);
+/* Bring every TTL (the OPT excepted) into lo..hi: above hi down to hi,
+ * below lo up to lo (hi wins when lo > hi). The message must be readable
+ * (as dnsmsg_cache_ttl() found it). */
+void dnsmsg_clamp_ttls(uint8_t *msg, size_t len, uint32_t lo, uint32_t hi);
 
 /* Subtract `age` seconds from every TTL (the OPT excepted), not below 0.
  * The message must be readable (as dnsmsg_cache_ttl() found it). */
 void dnsmsg_age_ttls(uint8_t *msg, size_t len, uint32_t age);
+
+/* 1 when a cacheable answer (at least a header's length) is negative:
+ * NXDOMAIN, or NOERROR with no answer record (NODATA, RFC 2308). */
+int dnsmsg_negative(const uint8_t *msg);
+
+/* Extended DNS Error INFO-CODE "Stale Answer" (RFC 8914 4.4). */
+#define DNSMSG_EDE_STALE_ANSWER 3
+
+/* A cached answer past its TTL, as the client gets it (RFC 8767): built
+ * as by dnsmsg_build_client_answer(), every TTL set to `ttl`, and, when
+ * the client sent EDNS, an EDE option "Stale Answer" in the OPT (an OPT
+ * added when the answer had none). Still within `max`. Returns the
+ * length written, 0 as dnsmsg_build_client_answer() does. */
+size_t dnsmsg_build_stale_answer(const uint8_t *ans, size_t len,
+				 const dnsmsg_query_t *q, size_t max,
+				 uint32_t ttl, uint8_t *out, size_t cap);
 
 /* What a local zone (include/dotstub/zones.h) holds. Each has the SOA of
  * RFC 6303 section 3 at its apex, "@ 10800 SOA @ nobody.invalid. 1 3600

@@ -51,6 +51,13 @@ void query_drop(query_env_t *env);
  * reload); queries on the old set finish there. */
 void query_env_set_upstreams(query_env_t *env, upstream_set_t *ups);
 
+/* The configuration the environment reads changed in place (reload):
+ * the cache keeps its answers under the new limits (a smaller size
+ * evicts at once). */
+void query_env_reconfigure(query_env_t *env);
+/* Drop every cached answer (counted); returns how many there were.
+ * Answers to queries sent before are not cached when they come. */
+size_t query_env_flush_cache(query_env_t *env);
 /* Log client and upstream messages to q (dnstap; NULL: off). */
 void query_env_set_dnstap(query_env_t *env, dnstap_queue_t *q);
 

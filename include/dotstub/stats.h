@@ -81,6 +81,12 @@ typedef enum {
 	  "Queries resent to another connection") \
 	X(CACHE_HITS, "cache_hits_total", COUNTER, NONE, SUM, "cache hits", \
 	  "Answers from the cache") \
+	X(STALE_ANSWERS, "stale_answers_total", COUNTER, NONE, SUM, "stale", \
+	  "Expired answers served (RFC 8767): upstream down, slow or SERVFAIL") \
+	X(PREFETCHES, "prefetches_total", COUNTER, NONE, SUM, "prefetches", \
+	  "Refreshes sent for cached answers near expiry") \
+	X(CACHE_FLUSHES, "cache_flushes_total", COUNTER, NONE, MAX, "cache flushes", \
+	  "Cache flushes: SIGUSR2, or a reload that changed the upstreams") \
 	X(LOCAL_ANSWERS, "local_answers_total", COUNTER, NONE, SUM, "local answers", \
 	  "Answers from local zones (RFC 6761, 6303), never sent upstream") \
 	X(REFUSED, "refused_total", COUNTER, NONE, SUM, "refused", \

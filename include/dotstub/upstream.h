@@ -60,6 +60,11 @@ void upstream_set_destroy(upstream_set_t *set);
 int upstream_send(upstream_set_t *set, upstream_req_t *req, uint8_t *msg,
 		  size_t len);
 
+/* 1 when every upstream of the set is known down at `now` (the loop's
+ * time): each failed and is backing off, so a query sent now would only
+ * go to one that failed last time. Serve-stale answers at once then. */
+int upstream_set_all_down(const upstream_set_t *set, ev_tstamp now);
+
 /* Withdraw req, queued or in flight; no callback follows. */
 void upstream_cancel(upstream_set_t *set, upstream_req_t *req);
 

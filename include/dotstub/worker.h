@@ -50,8 +50,12 @@ void worker_set_dnstap(worker_t *w, dnstap_queue_t *q);
 void worker_after_fork(worker_t *w);
 
 /* From any thread: */
-/* New queries go to sc's upstreams from now on (a reference is taken). */
+/* New queries go to sc's upstreams from now on (a reference is taken);
+ * the cache keeps its answers (resized to sc's cache-size share), all
+ * dropped when the upstreams changed. */
 void worker_reload(worker_t *w, shared_config_t *sc);
+/* Empty the cache (SIGUSR2); logged by the worker when done. */
+void worker_flush_cache(worker_t *w);
 /* Stop reading, let open queries finish (at most drain seconds). */
 void worker_stop(worker_t *w, double drain);
 /* Drained (or out of time) after worker_stop(). */

@@ -12,6 +12,7 @@
  * would not send. --priority replaces the TLS priority string (e.g. to
  * offer only SHA-1 signatures).
  *                 [--ttl N] [--answer-edns] [--dump FILE]
+ *                 [--delay-after K] [--delayed-ttl N] [--delayed-rcode N]
  *                 [--idle-close-ms N] [--blackhole] [--backlog N]
  *
  * It listens on 127.0.0.1:P only, speaks TLS 1.3/1.2 (ALPN "dot", session
@@ -21,7 +22,13 @@
  * MODE says otherwise:
  *
  *   normal          answer at once
- *   delay           answer after --delay-ms, without blocking anyone else
+ *   delay           answer after --delay-ms, without blocking anyone else;
+ *                   with --delay-after K the first K queries (of all
+ *                   connections) are answered at once, and --delayed-ttl N
+ *                   gives the delayed answers TTL N (an upstream that turns
+ *                   slow, and whose late answer can be told apart), and
+ *                   --delayed-rcode N the RCODE N and no record (2: an
+ *                   upstream that turns to SERVFAIL; --delay-ms 0: at once)
  *   reorder         answers go out in reverse order of arrival, in batches
  *                   of up to 4 (a partial batch after 50 ms)
  *   close-after     after --close-after K answers on a connection: TLS
@@ -142,8 +149,11 @@ struct options {
 	const char *priority;           /* NULL: PRIORITY */
 	int exact_chain;                /* send --cert's certificates as they are */
 	enum mode mode;
-	unsigned delay_ms, close_after;
+	unsigned delay_ms, close_after, delay_after;
 	uint32_t ttl;
+	uint32_t delayed_ttl;           /* delay mode, after --delay-after */
+	int has_delayed_ttl;
+	int delayed_rcode;              /* -1: as the others */
 	int answer_edns;
 	unsigned idle_close_ms;         /* 0: never */
 	int blackhole;                  /* at start */
@@ -258,6 +268,7 @@ static void usage(void)
 	      "                     [--delay-ms N] [--close-after K] [--stats FILE]\n"
 	      "                     [--exact-chain] [--priority STRING]\n"
 	      "                     [--ttl N] [--answer-edns] [--dump FILE]\n"
+	      "                     [--delay-after K] [--delayed-ttl N] [--delayed-rcode N]\n"
 	      "                     [--idle-close-ms N] [--blackhole] [--backlog N]\n"
 	      "modes: normal delay reorder close-after reset-mid two-in-one\n"
 	      "       wrong-id wrong-question silent garbage stall-after\n", stderr);
@@ -303,6 +314,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "ttl", required_argument, NULL, 't' },
 		{ "answer-edns", no_argument, NULL, 'e' },
 		{ "dump", required_argument, NULL, 'D' },
+		{ "delay-after", required_argument, NULL, 'A' },
+		{ "delayed-ttl", required_argument, NULL, 'T' },
+		{ "delayed-rcode", required_argument, NULL, 'R' },
 		{ "idle-close-ms", required_argument, NULL, 'i' },
 		{ "blackhole", no_argument, NULL, 'b' },
 		{ "backlog", required_argument, NULL, 'B' },
@@ -313,6 +327,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->close_after = 1;
 	o->ttl = 60;
+	o->delayed_rcode = -1;
 	o->backlog = 128;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -328,6 +343,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 't': o->ttl = parse_uint(optarg, 0xffffffffu, "ttl"); break;
 		case 'e': o->answer_edns = 1; break;
 		case 'D': o->dump = optarg; break;
+		case 'A': o->delay_after = parse_uint(optarg, 1000000, "count"); break;
+		case 'T':
+			o->delayed_ttl = parse_uint(optarg, 0xffffffffu, "ttl");
+			o->has_delayed_ttl = 1;
+			break;
+		case 'R': o->delayed_rcode = (int)parse_uint(optarg, 15, "rcode"); break;
 		case 'i': o->idle_close_ms = parse_uint(optarg, 3600000, "idle close"); break;
 		case 'b': o->blackhole = 1; break;
 		case 'B': o->backlog = parse_uint(optarg, 4096, "backlog"); break;
@@ -435,10 +456,12 @@ static size_t build_answer(const struct options *o, const uint8_t *q,
 	if (!ql || 2 + DNS_HEADER_LEN + ql + sizeof(A_RECORD) +
 		   sizeof(ANSWER_OPT) > ANSWER_MAX)
 		return 0;
-	is_a = get16(q + DNS_HEADER_LEN + ql - 4) == 1;
+	is_a = get16(q + DNS_HEADER_LEN + ql - 4) == 1 && o->delayed_rcode < 0;
 	put16(m, mode == M_WRONG_ID ? (get16(q) + 1) & 0xffff : get16(q));
 	m[2] = 0x80 | (q[2] & 0x79);    /* QR, the query's opcode and RD */
 	m[3] = 0x80;                    /* RA, NOERROR */
+	if (o->delayed_rcode >= 0)
+		m[3] |= (uint8_t)o->delayed_rcode;
 	put16(m + 4, 1);
 	put16(m + 6, is_a ? 1 : 0);
 	put16(m + 8, 0);
@@ -699,9 +722,16 @@ static void handle_query(struct server *srv, struct conn *c,
 			 const uint8_t *msg, size_t len)
 {
 	uint8_t ans[ANSWER_MAX];
+	struct options opt = srv->opt;
 	size_t n;
+	int late;
 
 	srv->count.queries++;
+	late = opt.mode == M_DELAY && srv->count.queries > opt.delay_after;
+	if (late && opt.has_delayed_ttl)
+		opt.ttl = opt.delayed_ttl;
+	if (!late)
+		opt.delayed_rcode = -1;
 	dump_query(&srv->opt, msg, len);
 	srv->count_changed = 1;
 	c->queries++;
@@ -714,14 +744,19 @@ static void handle_query(struct server *srv, struct conn *c,
 		answer_garbage(srv, c);
 		return;
 	}
-	n = build_answer(&srv->opt, msg, len, ans);
+	n = build_answer(&opt, msg, len, ans);
 	if (!n) {
 		fprintf(stderr, "fake_upstream: a %zu-byte query without a usable question, not answered\n", len);
 		return;
 	}
 	switch (srv->opt.mode) {
 	case M_DELAY:
-		hold(c, ans, n, now_ms() + srv->opt.delay_ms);
+		if (late) {
+			hold(c, ans, n, now_ms() + srv->opt.delay_ms);
+		} else {
+			emit(srv, c, ans, n);
+			send_unit(c);
+		}
 		break;
 	case M_REORDER:
 		batch_add(srv, c, ans, n, REORDER_BATCH, 1);

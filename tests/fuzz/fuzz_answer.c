@@ -1,7 +1,8 @@
 /* libFuzzer target: an upstream's answer on its way to a client: matching,
  * keepalive, per-hop option removal, the client's ID, question and RD
- * restored, truncation. The first byte picks the client (TCP, UDP without
- * EDNS, UDP with EDNS). */
+ * restored, truncation; the same as a stale answer (RFC 8767: TTL 30,
+ * EDE 3). The first byte picks the client (TCP, UDP without EDNS, UDP
+ * with EDNS). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		if (dnsmsg_cache_ttl(out, len) < 0)
 			abort();
 	}
-	size_t n = dnsmsg_build_client_answer(data, len, &q, max, out, sizeof(out));
+	/* Stale: within the client's size with the EDE added, every TTL 30,
+	 * the client's ID. */
+	size_t n = dnsmsg_build_stale_answer(data, len, &q, max, 30, out, sizeof(out));
+	if (n && ((max && n > max) || dnsmsg_get_id(out) != q.id ||
+		  dnsmsg_cache_ttl(out, n) > 30))
+		abort();
+	n = dnsmsg_build_client_answer(data, len, &q, max, out, sizeof(out));
 	if (n == 0)
 		return 0;
 	if (dnsmsg_get_id(out) != q.id)

@@ -633,10 +633,66 @@ START_TEST(test_cap_ttls)
 	ck_assert_uint_eq(off, opt);
 	memcpy(ans + opt + 5, big, 4);
 	ck_assert_int_eq(dnsmsg_cache_ttl(ans, a), 0x7f7f7f7f);
-	dnsmsg_cap_ttls(ans, a, 3600);
+	dnsmsg_clamp_ttls(ans, a, 0, 3600);
 	ck_assert_int_eq(dnsmsg_cache_ttl(ans, a), 3600);
 	ck_assert_uint_eq(DNS__32BIT(ans + n - 11 + 6), 3600);
 	ck_assert_mem_eq(ans + opt + 5, big, 4);
+}
+END_TEST
+
+/* The EDNS option list of the OPT at `opt` in m (its rdlength, then the
+ * options), and that it ends the message. */
+static void assert_ede_stale(const uint8_t *m, size_t len, size_t opt)
+{
+	static const uint8_t ede[6] = { 0, 15, 0, 2, 0, 3 };
+
+	ck_assert_uint_eq(m[opt + 2], 41);
+	ck_assert_uint_ge(((size_t)m[opt + 9] << 8 | m[opt + 10]), 6);
+	ck_assert_uint_eq(opt + 11 + ((size_t)m[opt + 9] << 8 | m[opt + 10]), len);
+	ck_assert_mem_eq(m + len - 6, ede, 6);
+}
+
+/* A stale answer: every TTL 30 (the OPT's flags untouched), EDE 3 "Stale
+ * Answer" (RFC 8914) in the OPT for EDNS clients (an OPT added where the
+ * answer had none), nothing for others, and within the client's size. */
+START_TEST(test_stale_answer)
+{
+	uint8_t m[512], ans[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 16, 1232, 9);
+	size_t a = make_answer(ans, m, n, 600, 0);   /* TXT of 255, 255, 90 */
+	size_t r;
+
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	r = dnsmsg_build_stale_answer(ans, a, &q, 0, 30, out, sizeof(out));
+	ck_assert_uint_eq(r, a - 4 + 6);   /* the padding option dropped */
+	ck_assert_int_eq(dnsmsg_cache_ttl(out, r), 30);
+	ck_assert_uint_eq(dnsmsg_get_id(out), 9);
+	ck_assert_uint_eq(DNS_HEADER_ARCOUNT(out), 1);
+	assert_ede_stale(out, r, a - 15);
+	/* A 512-byte client: cut, TC=1, the EDE still there, within 512. */
+	q.udp_max = 512;
+	r = dnsmsg_build_stale_answer(ans, a, &q, q.udp_max, 30, out, sizeof(out));
+	ck_assert_uint_le(r, 512);
+	ck_assert_int_eq(dnsmsg_truncated(out), 1);
+	assert_ede_stale(out, r, n - 11);
+	/* An answer without OPT to an EDNS client: one is added. */
+	a -= 15;
+	DNS_HEADER_SET_ARCOUNT(ans, 0);
+	r = dnsmsg_build_stale_answer(ans, a, &q, 0, 30, out, sizeof(out));
+	ck_assert_uint_eq(r, a + 11 + 6);
+	ck_assert_uint_eq(DNS_HEADER_ARCOUNT(out), 1);
+	assert_ede_stale(out, r, a);
+	/* No EDNS from the client: no OPT, no EDE, TTLs 30 all the same. */
+	n = make_query(m, "www.example.test", 16, 0, 9);
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	r = dnsmsg_build_stale_answer(ans, a, &q, 512, 30, out, sizeof(out));
+	ck_assert_uint_eq(DNS_HEADER_ARCOUNT(out), 0);
+	ck_assert_int_eq(dnsmsg_truncated(out), 1);
+	a = make_answer(ans, m, n, 100, 0);
+	r = dnsmsg_build_stale_answer(ans, a, &q, 512, 30, out, sizeof(out));
+	ck_assert_uint_eq(r, a - 15);
+	ck_assert_int_eq(dnsmsg_cache_ttl(out, r), 30);
 }
 END_TEST
 
@@ -704,6 +760,7 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_answer_echoes_client_question);
 	tcase_add_test(tc, test_answer_echoes_client_rd);
 	tcase_add_test(tc, test_cap_ttls);
+	tcase_add_test(tc, test_stale_answer);
 	tcase_add_test(tc, test_unreadable_answer);
 	tcase_add_test(tc, test_keepalive);
 	suite_add_tcase(s, tc);
