@@ -24,24 +24,29 @@
 #define CONTENT_TYPE "protobuf:dnstap.Dnstap"
 /* Messages a worker may have queued for the I/O thread (libfstrm's queue;
  * a power of 2). The bytes they hold are bounded by RING_BYTES below,
- * which is what fills first at ~130 bytes a message or more. */
-#define QUEUE_SIZE 4096
+ * which is what fills first at ~130 bytes a message or more (a client
+ * query is ~110, an upstream answer ~550). */
+#define QUEUE_SIZE 2048
 /* The I/O thread is woken when a queue holds this many messages (or after
  * a second). libfstrm signals when the queue's FREE room falls to its
  * "notify threshold" (iothr.c compares the insert's remaining space), not
  * when this many are queued as its header says: the threshold is set to
- * QUEUE_SIZE - 1 - WAKE_MSGS. 512 messages are ~100 KB, and at 350,000
- * messages a second (udp-hit) ~700 wake-ups a second. */
-#define WAKE_MSGS 512
+ * QUEUE_SIZE - 1 - WAKE_MSGS. 256 messages are ~40 KB, and at 350,000
+ * messages a second (udp-hit) ~1,400 wake-ups a second. With 4096/256
+ * the thread slept until 3840 messages were queued: the frames they held
+ * took RSS from 7.3 to 11.8 MiB and the queue overflowed. */
+#define WAKE_MSGS 256
 /* Each worker encodes its messages straight into a ring of its own, and
  * the I/O thread gives the space back in order as it writes them: no
  * malloc() per message, no free() in another thread (a frame malloc'd in
  * the worker and freed in the I/O thread cost 14 % of a loaded dotstub's
- * time in glibc's arena code), no list of frames to pass around. 512 KiB
- * is 5 wake-ups' worth: ~10 ms at udp-hit's 50 MB/s, for the I/O thread
- * to be scheduled on a busy machine. A full ring drops and counts, like a
- * full queue. It is all resident once it has wrapped. Power of 2. */
-#define RING_BYTES (512u * 1024)
+ * time in glibc's arena code), no list of frames to pass around. It is
+ * all resident once it has wrapped, and what bounds the RSS dnstap adds
+ * (the acceptance: 8 MiB with metrics and dnstap on; 512 KiB measured
+ * 8.1): 256 KiB is ~5 ms at udp-hit's 50 MB/s, ~10 ms at udp-miss's, for
+ * the I/O thread to be scheduled on a busy machine. A full ring drops and
+ * counts, like a full queue. Power of 2. */
+#define RING_BYTES (256u * 1024)
 /* Messages bigger than this (a large TCP answer) are malloc'd instead. */
 #define RING_MAX_MSG (RING_BYTES / 8)
 /* The I/O thread writes when it holds this many bytes or this many

@@ -96,15 +96,16 @@ static size_t message_size(const dnstap_enc_msg_t *m)
 	return n;
 }
 
-size_t dnstap_enc_size(const dnstap_enc_msg_t *m)
+size_t dnstap_enc_size(dnstap_enc_msg_t *m)
 {
 	size_t n = 2;                      /* type */
 
+	m->body_len = message_size(m);
 	if (m->identity.len)
 		n += bytes_size(m->identity.len);
 	if (m->version.len)
 		n += bytes_size(m->version.len);
-	return n + bytes_size(message_size(m));
+	return n + bytes_size(m->body_len);
 }
 
 static uint8_t *put_message(uint8_t *p, const dnstap_enc_msg_t *m)
@@ -136,7 +137,7 @@ size_t dnstap_enc_write(const dnstap_enc_msg_t *m, uint8_t *buf)
 	if (m->version.len)
 		p = put_bytes(p, D_VERSION, m->version.data, m->version.len);
 	*p++ = D_MESSAGE;
-	p = put_varint(p, message_size(m));
+	p = put_varint(p, m->body_len);
 	p = put_message(p, m);
 	p = put_key_varint(p, D_TYPE, D_TYPE_MESSAGE);
 	return (size_t)(p - buf);

@@ -47,11 +47,13 @@ typedef struct dnstap_enc_msg {
 	uint64_t response_sec;
 	uint32_t response_nsec;
 	dnstap_enc_bytes_t response;
+	size_t body_len;           /* dnstap_enc_size()'s, for the write */
 } dnstap_enc_msg_t;
 
-/* The encoded size of m, exact. */
-size_t dnstap_enc_size(const dnstap_enc_msg_t *m);
-/* Writes m to buf (dnstap_enc_size(m) bytes of room); returns the length. */
+/* The encoded size of m, exact; notes what dnstap_enc_write() needs. */
+size_t dnstap_enc_size(dnstap_enc_msg_t *m);
+/* Writes m to buf (dnstap_enc_size(m) bytes of room), after
+ * dnstap_enc_size(m) with m unchanged since; returns the length. */
 size_t dnstap_enc_write(const dnstap_enc_msg_t *m, uint8_t *buf);
 
 #endif

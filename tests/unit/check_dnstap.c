@@ -167,7 +167,7 @@ static void *flood(void *arg)
 /* The hand encoder writes what protobuf-c's packer writes for the same
  * message, byte for byte: both kinds of peer, with and without a
  * response, a message long enough for a 3-byte length, no identity. */
-static void compare_with_protobuf_c(const dnstap_enc_msg_t *e)
+static void compare_with_protobuf_c(dnstap_enc_msg_t *e)
 {
 	Dnstap__Dnstap d = DNSTAP__DNSTAP__INIT;
 	Dnstap__Message m = DNSTAP__MESSAGE__INIT;
