@@ -117,20 +117,30 @@ static void check_fields(const Dnstap__Dnstap *d, void *arg)
 	}
 }
 
-START_TEST(test_four_types_read_back)
+/* A dnstap writing to a new file; its name is left in path. */
+static dnstap_t *create_in_tmp(char *path, unsigned nqueues)
 {
-	char path[] = "/tmp/check_dnstap.XXXXXX", target[64], err[256];
-	int fd = mkstemp(path), seen[16] = { 0 };
-	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
-	struct sockaddr_storage up = addr6("::1", 853);
+	char target[64], err[256];
+	int fd = mkstemp(path);
 	dnstap_t *t;
-	dnstap_queue_t *q;
 
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	snprintf(target, sizeof(target), "file:%s", path);
-	t = dnstap_create(target, 1, err, sizeof(err));
+	t = dnstap_create(target, nqueues, err, sizeof(err));
 	ck_assert_msg(t != NULL, "%s", err);
+	return t;
+}
+
+START_TEST(test_four_types_read_back)
+{
+	char path[] = "/tmp/check_dnstap.XXXXXX";
+	int seen[16] = { 0 };
+	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
+	struct sockaddr_storage up = addr6("::1", 853);
+	dnstap_t *t = create_in_tmp(path, 1);
+	dnstap_queue_t *q;
+
 	q = dnstap_queue(t, 0);
 	ck_assert_ptr_null(dnstap_queue(t, 1));
 	dnstap_client_query(q, &client, 0, 1700000000.25, QUERY, sizeof(QUERY));
@@ -284,21 +294,14 @@ static void check_payload(const Dnstap__Dnstap *d, void *arg)
 
 START_TEST(test_ring_wraps_without_tearing)
 {
-	char path[] = "/tmp/check_dnstap.XXXXXX", target[64], err[256];
-	int fd = mkstemp(path);
+	char path[] = "/tmp/check_dnstap.XXXXXX";
 	struct sockaddr_storage up = addr4("127.0.0.1", 853);
 	uint8_t msg[1500];
 	uint32_t last = UINT32_MAX;
 	unsigned long dropped;
-	dnstap_queue_t *q;
-	dnstap_t *t;
+	dnstap_t *t = create_in_tmp(path, 1);
+	dnstap_queue_t *q = dnstap_queue(t, 0);
 
-	ck_assert_int_ge(fd, 0);
-	close(fd);
-	snprintf(target, sizeof(target), "file:%s", path);
-	t = dnstap_create(target, 1, err, sizeof(err));
-	ck_assert_msg(t != NULL, "%s", err);
-	q = dnstap_queue(t, 0);
 	for (uint32_t i = 0; i < RING_MSGS; i++) {
 		size_t len = ring_msg_len(i);
 
@@ -317,18 +320,12 @@ END_TEST
 
 START_TEST(test_threads_written_or_counted)
 {
-	char path[] = "/tmp/check_dnstap.XXXXXX", target[64], err[256];
-	int fd = mkstemp(path);
+	char path[] = "/tmp/check_dnstap.XXXXXX";
 	pthread_t th[THREADS];
-	dnstap_t *t;
+	dnstap_t *t = create_in_tmp(path, THREADS);
 	unsigned long dropped;
 	size_t written;
 
-	ck_assert_int_ge(fd, 0);
-	close(fd);
-	snprintf(target, sizeof(target), "file:%s", path);
-	t = dnstap_create(target, THREADS, err, sizeof(err));
-	ck_assert_msg(t != NULL, "%s", err);
 	for (int i = 0; i < THREADS; i++)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, flood, dnstap_queue(t, i)), 0);
 	for (int i = 0; i < THREADS; i++)
