@@ -4,6 +4,7 @@
  * as dropped. Built only with dnstap. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <stdint.h>
 #include <fstrm.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "dnstap.pb-c.h"
 #include "dotstub/dnstap.h"
+#include "dotstub/dnstap_enc.h"
 
 #include "check_main.h"
 
@@ -115,20 +117,30 @@ static void check_fields(const Dnstap__Dnstap *d, void *arg)
 	}
 }
 
-START_TEST(test_four_types_read_back)
+/* A dnstap writing to a new file; its name is left in path. */
+static dnstap_t *create_in_tmp(char *path, unsigned nqueues)
 {
-	char path[] = "/tmp/check_dnstap.XXXXXX", target[64], err[256];
-	int fd = mkstemp(path), seen[16] = { 0 };
-	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
-	struct sockaddr_storage up = addr6("::1", 853);
+	char target[64], err[256];
+	int fd = mkstemp(path);
 	dnstap_t *t;
-	dnstap_queue_t *q;
 
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	snprintf(target, sizeof(target), "file:%s", path);
-	t = dnstap_create(target, 1, err, sizeof(err));
+	t = dnstap_create(target, nqueues, err, sizeof(err));
 	ck_assert_msg(t != NULL, "%s", err);
+	return t;
+}
+
+START_TEST(test_four_types_read_back)
+{
+	char path[] = "/tmp/check_dnstap.XXXXXX";
+	int seen[16] = { 0 };
+	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
+	struct sockaddr_storage up = addr6("::1", 853);
+	dnstap_t *t = create_in_tmp(path, 1);
+	dnstap_queue_t *q;
+
 	q = dnstap_queue(t, 0);
 	ck_assert_ptr_null(dnstap_queue(t, 1));
 	dnstap_client_query(q, &client, 0, 1700000000.25, QUERY, sizeof(QUERY));
@@ -162,20 +174,158 @@ static void *flood(void *arg)
 
 /* Worker threads at full speed: nothing blocks, and every message is
  * written or counted. */
+/* The hand encoder writes what protobuf-c's packer writes for the same
+ * message, byte for byte: both kinds of peer, with and without a
+ * response, a message long enough for a 3-byte length, no identity. */
+static void compare_with_protobuf_c(dnstap_enc_msg_t *e)
+{
+	Dnstap__Dnstap d = DNSTAP__DNSTAP__INIT;
+	Dnstap__Message m = DNSTAP__MESSAGE__INIT;
+	ProtobufCBinaryData addr = { e->addr.len, (uint8_t *)e->addr.data };
+	size_t want_len, got_len;
+	uint8_t *want, *got;
+
+	d.type = DNSTAP__DNSTAP__TYPE__MESSAGE;
+	d.message = &m;
+	d.identity = (ProtobufCBinaryData){ e->identity.len, (uint8_t *)e->identity.data };
+	d.has_identity = e->identity.len > 0;
+	d.version = (ProtobufCBinaryData){ e->version.len, (uint8_t *)e->version.data };
+	d.has_version = e->version.len > 0;
+	m.type = e->type;
+	m.socket_family = e->family;
+	m.has_socket_family = 1;
+	m.socket_protocol = e->protocol;
+	m.has_socket_protocol = 1;
+	if (e->initiator) {
+		m.query_address = addr;
+		m.has_query_address = 1;
+		m.query_port = e->port;
+		m.has_query_port = 1;
+	} else {
+		m.response_address = addr;
+		m.has_response_address = 1;
+		m.response_port = e->port;
+		m.has_response_port = 1;
+	}
+	m.query_time_sec = e->query_sec;
+	m.query_time_nsec = e->query_nsec;
+	m.has_query_time_sec = m.has_query_time_nsec = 1;
+	m.query_message = (ProtobufCBinaryData){ e->query.len, (uint8_t *)e->query.data };
+	m.has_query_message = e->query.len > 0;
+	if (e->has_response) {
+		m.response_time_sec = e->response_sec;
+		m.response_time_nsec = e->response_nsec;
+		m.has_response_time_sec = m.has_response_time_nsec = 1;
+		m.response_message = (ProtobufCBinaryData){ e->response.len, (uint8_t *)e->response.data };
+		m.has_response_message = 1;
+	}
+	want_len = dnstap__dnstap__get_packed_size(&d);
+	want = malloc(want_len);
+	dnstap__dnstap__pack(&d, want);
+	ck_assert_uint_eq(dnstap_enc_size(e), want_len);
+	got = malloc(want_len);
+	got_len = dnstap_enc_write(e, got);
+	ck_assert_uint_eq(got_len, want_len);
+	ck_assert_mem_eq(got, want, want_len);
+	free(got);
+	free(want);
+}
+
+START_TEST(test_encoder_matches_protobuf_c)
+{
+	static const uint8_t v4[4] = { 127, 0, 0, 7 }, v6[16] = { [15] = 1 };
+	static uint8_t big[70000];
+	dnstap_enc_msg_t e = {
+		.identity = { (const uint8_t *)"host", 4 },
+		.version = { (const uint8_t *)"dotstub 1", 9 },
+		.type = DNSTAP_ENC_CLIENT_QUERY, .family = DNSTAP_ENC_INET,
+		.protocol = DNSTAP_ENC_UDP, .initiator = 1, .addr = { v4, 4 },
+		.port = 40000, .query_sec = 1700000000, .query_nsec = 250000000,
+		.query = { QUERY, sizeof(QUERY) },
+	};
+
+	compare_with_protobuf_c(&e);
+	e.type = DNSTAP_ENC_FORWARDER_RESPONSE;
+	e.family = DNSTAP_ENC_INET6;
+	e.protocol = DNSTAP_ENC_DOT;
+	e.initiator = 0;
+	e.addr = (dnstap_enc_bytes_t){ v6, 16 };
+	e.port = 853;
+	e.query = (dnstap_enc_bytes_t){ NULL, 0 };
+	e.has_response = 1;
+	e.response_sec = 1700000001;
+	e.response_nsec = 999999999;
+	e.response = (dnstap_enc_bytes_t){ QUERY, sizeof(QUERY) };
+	compare_with_protobuf_c(&e);
+	e.identity.len = 0;
+	e.response = (dnstap_enc_bytes_t){ big, sizeof(big) };
+	compare_with_protobuf_c(&e);
+	e.port = 0;
+	e.query_sec = e.response_sec = 0;
+	e.query_nsec = e.response_nsec = 0;
+	compare_with_protobuf_c(&e);
+}
+END_TEST
+
+/* Each message carries its number in a payload of its own length (so the
+ * ring wraps at every offset): read back, none is torn or overwritten. */
+enum { RING_MSGS = 40000 };
+
+static size_t ring_msg_len(uint32_t i)
+{
+	return 12 + (i * 37u) % 1400;
+}
+
+static void check_payload(const Dnstap__Dnstap *d, void *arg)
+{
+	const ProtobufCBinaryData *r = &d->message->response_message;
+	uint32_t *last = arg, i;
+
+	ck_assert(d->message->has_response_message);
+	ck_assert_uint_ge(r->len, 12);
+	memcpy(&i, r->data, sizeof(i));
+	ck_assert_uint_lt(i, RING_MSGS);
+	ck_assert(*last == UINT32_MAX || i > *last);   /* in order, gaps = drops */
+	*last = i;
+	ck_assert_uint_eq(r->len, ring_msg_len(i));
+	for (size_t k = sizeof(i); k < r->len; k++)
+		ck_assert_uint_eq(r->data[k], (uint8_t)(i + k));
+}
+
+START_TEST(test_ring_wraps_without_tearing)
+{
+	char path[] = "/tmp/check_dnstap.XXXXXX";
+	struct sockaddr_storage up = addr4("127.0.0.1", 853);
+	uint8_t msg[1500];
+	uint32_t last = UINT32_MAX;
+	unsigned long dropped;
+	dnstap_t *t = create_in_tmp(path, 1);
+	dnstap_queue_t *q = dnstap_queue(t, 0);
+
+	for (uint32_t i = 0; i < RING_MSGS; i++) {
+		size_t len = ring_msg_len(i);
+
+		memcpy(msg, &i, sizeof(i));
+		for (size_t k = sizeof(i); k < len; k++)
+			msg[k] = (uint8_t)(i + k);
+		dnstap_forwarder_response(q, &up, 1.0, 2.0, msg, len);
+	}
+	dropped = dnstap_dropped(t);
+	ck_assert_int_eq(dnstap_destroy(t), 0);
+	ck_assert_uint_eq(read_back(path, check_payload, &last) + dropped, RING_MSGS);
+	ck_assert_uint_lt(dropped, RING_MSGS);
+	unlink(path);
+}
+END_TEST
+
 START_TEST(test_threads_written_or_counted)
 {
-	char path[] = "/tmp/check_dnstap.XXXXXX", target[64], err[256];
-	int fd = mkstemp(path);
+	char path[] = "/tmp/check_dnstap.XXXXXX";
 	pthread_t th[THREADS];
-	dnstap_t *t;
+	dnstap_t *t = create_in_tmp(path, THREADS);
 	unsigned long dropped;
 	size_t written;
 
-	ck_assert_int_ge(fd, 0);
-	close(fd);
-	snprintf(target, sizeof(target), "file:%s", path);
-	t = dnstap_create(target, THREADS, err, sizeof(err));
-	ck_assert_msg(t != NULL, "%s", err);
 	for (int i = 0; i < THREADS; i++)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, flood, dnstap_queue(t, i)), 0);
 	for (int i = 0; i < THREADS; i++)
@@ -208,6 +358,8 @@ static Suite *dnstap_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_four_types_read_back);
 	tcase_add_test(tc, test_threads_written_or_counted);
+	tcase_add_test(tc, test_encoder_matches_protobuf_c);
+	tcase_add_test(tc, test_ring_wraps_without_tearing);
 	tcase_add_test(tc, test_bad_targets);
 	suite_add_tcase(s, tc);
 	return s;
