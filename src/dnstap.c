@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdalign.h>
@@ -25,18 +27,19 @@
  * writev(): no malloc() per message, no free() in another thread (that
  * cost 14 % of a loaded dotstub's time in glibc's arena code), no
  * per-message queue entry, no copy. It is all resident once it has
- * wrapped, and it is what dnstap adds to the RSS: 256 KiB is ~5 ms of
- * udp-hit's 50 MB/s for the writer to be scheduled on a busy machine. A
- * full ring drops the message and counts it: a worker never waits.
- * Power of 2. */
-#define RING_BYTES (256u * 1024)
+ * wrapped, and it is what dnstap adds to the RSS: 1 MiB is ~15 ms of
+ * the bench's 70 MB/s (tcp, udp-miss: four messages a query) for the
+ * writer to be scheduled on a busy machine. With 256 KiB, ~1 % of the
+ * messages were dropped at that load; with 1 MiB, none. A full ring
+ * drops the message and counts it: a worker never waits. Power of 2. */
+#define RING_BYTES (1024u * 1024)
 /* The longest frame a ring takes: a DNS message is at most 65,535 bytes,
  * and a frame never wraps, so half the ring always fits once the writer
  * has caught up. */
 #define MAX_FRAME (RING_BYTES / 2)
 /* A worker wakes the writer each time it has added this much since it
- * last did (and the writer sleeps): ~1,500 wake-ups a second at 50 MB/s,
- * each write ~32-64 KiB. Less than this waits for the writer's own
+ * last did (and the writer sleeps): ~500 wake-ups a second at 70 MB/s,
+ * each write 128-256 KiB. Less than this waits for the writer's own
  * FLUSH_SECONDS timer, so a quiet server's log is at most that late. */
 #define WAKE_BYTES DNSTAP_WAKE_BYTES
 #define FLUSH_SECONDS 1
@@ -69,12 +72,11 @@ struct dnstap {
 	dnstap_queue_t *queues;
 	unsigned nqueues;
 	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	sem_t wake;
 	/* The writer is (about to be) asleep: set under lock. */
 	atomic_int sleeping;
 	atomic_int stopping;
-	unsigned flush_seconds;    /* under lock */
+	atomic_uint flush_seconds;
 	char identity[256];        /* the host name */
 	size_t identity_len;
 };
@@ -163,26 +165,28 @@ static size_t pending_bytes(dnstap_t *t)
 	return n;
 }
 
-/* Sleep until a worker has WAKE_BYTES for us, or FLUSH_SECONDS. `sleeping`
- * is set before the queues are looked at again, and a worker sets its
- * head before it looks at `sleeping` (both sequentially consistent): so
- * either we see its bytes here, or it sees us asleep and signals, under
- * the lock, which we hold until the wait has begun. No wake-up is lost
- * (libfstrm's I/O thread lost them: a signal sent between its last look
- * at the queues and its wait left it asleep for its whole second while
- * the rings filled and dropped). */
+/* Sleep until a worker has WAKE_BYTES for us, or flush_seconds. `sleeping`
+ * is set before the rings are looked at again, and a worker publishes its
+ * frames before it looks at `sleeping` (both sequentially consistent): so
+ * either we see its bytes here, or it sees us asleep and posts. A post is
+ * never lost (a semaphore keeps it; one that lands after we decided not
+ * to sleep only makes the next sleep return at once). libfstrm's I/O
+ * thread lost wake-ups sent between its last look at its queues and its
+ * wait, and slept out its second while the rings filled and dropped. No
+ * mutex: a worker never waits for the writer, and the writer is not woken
+ * into a lock its waker still holds. */
 static void sleep_until_woken(dnstap_t *t)
 {
 	struct timespec until;
 
-	pthread_mutex_lock(&t->lock);
 	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += t->flush_seconds;
+	until.tv_sec += atomic_load(&t->flush_seconds);
 	atomic_store(&t->sleeping, 1);
 	if (!atomic_load(&t->stopping) && pending_bytes(t) < WAKE_BYTES)
-		pthread_cond_timedwait(&t->wake, &t->lock, &until);
+		while (sem_clockwait(&t->wake, CLOCK_MONOTONIC, &until) < 0 &&
+		       errno == EINTR)
+			;
 	atomic_store(&t->sleeping, 0);
-	pthread_mutex_unlock(&t->lock);
 }
 
 static void *writer_main(void *arg)
@@ -204,34 +208,44 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* Only the worker that finds `sleeping` set posts: one wake-up, however
+ * many workers cross the line at once. */
 static void wake_writer(dnstap_t *t)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load(&t->sleeping)) {
-		pthread_mutex_lock(&t->lock);
-		pthread_cond_signal(&t->wake);
-		pthread_mutex_unlock(&t->lock);
-	}
+	if (atomic_load(&t->sleeping) &&
+	    atomic_exchange(&t->sleeping, 0))
+		sem_post(&t->wake);
 }
 
 /* ---- set-up and shut-down --------------------------------------------- */
 
 static int start_writer(dnstap_t *t)
 {
-	pthread_condattr_t ca;
+	struct sched_param none = { .sched_priority = 0 };
+	pthread_attr_t attr;
 	sigset_t all, old;
 	int rc;
 
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	sem_init(&t->wake, 0, 0);
+	/* SCHED_BATCH: a writer woken on a busy machine does not preempt the
+	 * worker that woke it (which would then wait out the write); it
+	 * still gets its fair share of the CPU, and the ring's ~15 ms of
+	 * messages at full load cover its wait for it. */
+	pthread_attr_init(&attr);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attr, SCHED_BATCH);
+	pthread_attr_setschedparam(&attr, &none);
 	/* Signals stay with the main thread's loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&t->thread, NULL, writer_main, t);
+	rc = pthread_create(&t->thread, &attr, writer_main, t);
+	if (rc == EPERM || rc == EINVAL) {
+		pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
+		rc = pthread_create(&t->thread, &attr, writer_main, t);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	return rc;
 }
 
@@ -278,10 +292,8 @@ int dnstap_destroy(dnstap_t *t)
 
 	if (!t)
 		return 0;
-	pthread_mutex_lock(&t->lock);
 	atomic_store(&t->stopping, 1);
-	pthread_cond_signal(&t->wake);
-	pthread_mutex_unlock(&t->lock);
+	sem_post(&t->wake);
 	/* A collector that stopped reading holds the writer in a write for
 	 * up to DNSTAP_OUT_TIMEOUT: wait this long, then leave the thread
 	 * (and t) behind, the process is ending. */
@@ -291,17 +303,14 @@ int dnstap_destroy(dnstap_t *t)
 		pthread_detach(t->thread);
 		return -ETIMEDOUT;
 	}
-	pthread_cond_destroy(&t->wake);
-	pthread_mutex_destroy(&t->lock);
+	sem_destroy(&t->wake);
 	free_tap(t);
 	return 0;
 }
 
 void dnstap_set_flush_seconds(dnstap_t *t, unsigned seconds)
 {
-	pthread_mutex_lock(&t->lock);
-	t->flush_seconds = seconds;
-	pthread_mutex_unlock(&t->lock);
+	atomic_store(&t->flush_seconds, seconds);
 }
 
 size_t dnstap_queue_unwritten(const dnstap_queue_t *q)
