@@ -27,20 +27,23 @@
  * writev(): no malloc() per message, no free() in another thread (that
  * cost 14 % of a loaded dotstub's time in glibc's arena code), no
  * per-message queue entry, no copy. It is all resident once it has
- * wrapped, and it is what dnstap adds to the RSS: 1 MiB is ~15 ms of
- * the bench's 70 MB/s (tcp, udp-miss: four messages a query) for the
- * writer to be scheduled on a busy machine. With 256 KiB, ~1 % of the
- * messages were dropped at that load; with 1 MiB, none. A full ring
- * drops the message and counts it: a worker never waits. Power of 2. */
-#define RING_BYTES (1024u * 1024)
+ * wrapped, and it is what dnstap adds to the RSS. At the bench's 80 MB/s
+ * (tcp, udp-miss: four messages, ~1 KB a query) 256 KiB rings dropped
+ * ~1 % of the messages, 1 MiB none; 2 MiB leaves room to wake the writer
+ * only every 512 KiB (below). A full ring drops the message and counts
+ * it: a worker never waits. Power of 2. */
+#define RING_BYTES (2048u * 1024)
 /* The longest frame a ring takes: a DNS message is at most 65,535 bytes,
  * and a frame never wraps, so half the ring always fits once the writer
  * has caught up. */
 #define MAX_FRAME (RING_BYTES / 2)
 /* A worker wakes the writer each time it has added this much since it
- * last did (and the writer sleeps): ~500 wake-ups a second at 70 MB/s,
- * each write 128-256 KiB. Less than this waits for the writer's own
- * FLUSH_SECONDS timer, so a quiet server's log is at most that late. */
+ * last did (and the writer sleeps): ~160 wake-ups a second at 80 MB/s,
+ * each write 0.5-1 MiB. Each wake-up is two context switches on a machine
+ * that is busy with the queries themselves: every 128 KiB, dnstap cost
+ * the unpinned tcp bench ~10 % q/s; every 512 KiB, ~5 %. Less than this
+ * waits for the writer's own FLUSH_SECONDS timer, so a quiet server's log
+ * is at most that late. */
 #define WAKE_BYTES DNSTAP_WAKE_BYTES
 #define FLUSH_SECONDS 1
 

@@ -49,7 +49,7 @@ unsigned long dnstap_queue_dropped(const dnstap_queue_t *q);
 
 /* For tests. The writer's sleep when no worker wakes it (1 s); the bytes
  * q holds that the writer has not written (or thrown away) yet. */
-#define DNSTAP_WAKE_BYTES (128u * 1024)
+#define DNSTAP_WAKE_BYTES (512u * 1024)
 void dnstap_set_flush_seconds(dnstap_t *t, unsigned seconds);
 size_t dnstap_queue_unwritten(const dnstap_queue_t *q);
 
