@@ -1,10 +1,11 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <fstrm.h>
 #include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -17,73 +18,68 @@
 
 #include "dotstub/dnstap.h"
 #include "dotstub/dnstap_enc.h"
-#include "dotstub/log.h"
+#include "dotstub/dnstap_out.h"
 #include "dotstub/xmalloc.h"
 
-/* The content type every dnstap reader expects in the stream's header. */
-#define CONTENT_TYPE "protobuf:dnstap.Dnstap"
-/* Messages a worker may have queued for the I/O thread (libfstrm's queue;
- * a power of 2). The bytes they hold are bounded by RING_BYTES below,
- * which is what fills first at ~130 bytes a message or more (a client
- * query is ~110, an upstream answer ~550). */
-#define QUEUE_SIZE 2048
-/* The I/O thread is woken when a queue holds this many messages (or after
- * a second). libfstrm signals when the queue's FREE room falls to its
- * "notify threshold" (iothr.c compares the insert's remaining space), not
- * when this many are queued as its header says: the threshold is set to
- * QUEUE_SIZE - 1 - WAKE_MSGS. 256 messages are ~40 KB, and at 350,000
- * messages a second (udp-hit) ~1,400 wake-ups a second. With 4096/256
- * the thread slept until 3840 messages were queued: the frames they held
- * took RSS from 7.3 to 11.8 MiB and the queue overflowed. Known limit:
- * libfstrm signals without its lock, and its thread checks the queues
- * before it takes the lock to wait, so a signal landing in between is
- * lost and the thread sleeps out its 1 s flush timeout while the ring
- * fills and drops (bursts of 0.1-1 s worth in the bench's overload runs).
- * Our own writer thread, woken under the lock, would fix it. */
-#define WAKE_MSGS 256
-/* Each worker encodes its messages straight into a ring of its own, and
- * the I/O thread gives the space back in order as it writes them: no
- * malloc() per message, no free() in another thread (a frame malloc'd in
- * the worker and freed in the I/O thread cost 14 % of a loaded dotstub's
- * time in glibc's arena code), no list of frames to pass around. It is
- * all resident once it has wrapped, and what bounds the RSS dnstap adds
- * (the acceptance: 8 MiB with metrics and dnstap on; 512 KiB measured
- * 8.1): 256 KiB is ~5 ms at udp-hit's 50 MB/s, ~10 ms at udp-miss's, for
- * the I/O thread to be scheduled on a busy machine. A full ring drops and
- * counts, like a full queue. Power of 2. */
-#define RING_BYTES (256u * 1024)
-/* Messages bigger than this (a large TCP answer) are malloc'd instead. */
-#define RING_MAX_MSG (RING_BYTES / 8)
-/* The I/O thread writes when it holds this many bytes or this many
- * messages: one writev() for ~100 messages rather than for ~30. */
-#define WRITE_BYTES (32u * 1024)
-#define WRITE_MSGS 256
+/* Each worker encodes its messages straight into a ring of its own as
+ * Frame Streams data frames (4-byte big-endian length, then the message),
+ * and the writer thread hands whole stretches of the ring to one
+ * writev(): no malloc() per message, no free() in another thread (that
+ * cost 14 % of a loaded dotstub's time in glibc's arena code), no
+ * per-message queue entry, no copy. It is all resident once it has
+ * wrapped, and it is what dnstap adds to the RSS. At the bench's 80 MB/s
+ * (tcp, udp-miss: four messages, ~1 KB a query) 256 KiB rings dropped
+ * ~1 % of the messages, 1 MiB none; 2 MiB leaves room to wake the writer
+ * only every 512 KiB (below). A full ring drops the message and counts
+ * it: a worker never waits. Power of 2. */
+#define RING_BYTES (2048u * 1024)
+/* The longest frame a ring takes: a DNS message is at most 65,535 bytes,
+ * and a frame never wraps, so half the ring always fits once the writer
+ * has caught up. */
+#define MAX_FRAME (RING_BYTES / 2)
+/* A worker wakes the writer each time it has added this much since it
+ * last did (and the writer sleeps): ~160 wake-ups a second at 80 MB/s,
+ * each write 0.5-1 MiB. Each wake-up is two context switches on a machine
+ * that is busy with the queries themselves: every 128 KiB, dnstap cost
+ * the unpinned tcp bench ~10 % q/s; every 512 KiB, ~5 %. Less than this
+ * waits for the writer's own FLUSH_SECONDS timer, so a quiet server's log
+ * is at most that late. */
+#define WAKE_BYTES DNSTAP_WAKE_BYTES
+#define FLUSH_SECONDS 1
 
-/* A message in the ring: where the next one may start (a running byte
- * count, so the I/O thread's "given back up to" is one store). */
-typedef struct slot {
-	size_t end;
-	uint8_t data[];
-} slot_t;
-
+/* One worker's ring. Positions are running byte counts (never wrapped),
+ * so "free space" is one subtraction and the handover is one store each
+ * way: the worker publishes `published` after writing a frame, the
+ * writer publishes `tail` after writing a stretch out. */
 struct dnstap_queue {
 	dnstap_t *tap;
-	struct fstrm_iothr_queue *ioq;
 	uint8_t *ring;
-	size_t head;               /* the worker's: bytes handed out, ever */
+	size_t head;               /* the worker's: where the next frame goes */
 	size_t tail_seen;          /* the worker's copy of tail, maybe older */
-	atomic_ulong dropped;      /* written by its worker, read by anyone */
-	/* The I/O thread's: bytes given back, ever (the ends of written
-	 * slots, in order: libfstrm frees a queue's messages in order). On
-	 * its own cache line, away from what the worker writes. */
+	size_t unwoken;            /* bytes added since the writer was woken */
+	atomic_ulong dropped;      /* by its worker, or the writer's discards */
+	_Atomic size_t published;  /* head, for the writer */
+	/* Where the data stopped short of the ring's end, the last time a
+	 * frame went to the ring's start instead. A stretch the writer takes
+	 * crosses the end at most once, and the worker cannot wrap again
+	 * before the writer has given that stretch back. */
+	_Atomic size_t wrap_at;
+	/* The writer's: bytes given back, ever. On its own cache line, away
+	 * from what the worker writes. */
 	alignas(64) _Atomic size_t tail;
 	char pad[64 - sizeof(size_t)];
 };
 
 struct dnstap {
-	struct fstrm_iothr *iothr;
+	dnstap_out_t *out;
 	dnstap_queue_t *queues;
 	unsigned nqueues;
+	pthread_t thread;
+	sem_t wake;
+	/* The writer is (about to be) asleep: set under lock. */
+	atomic_int sleeping;
+	atomic_int stopping;
+	atomic_uint flush_seconds;
 	char identity[256];        /* the host name */
 	size_t identity_len;
 };
@@ -95,235 +91,234 @@ int dnstap_built_in(void)
 	return 1;
 }
 
-/* libfstrm's own file writer fwrite()s each frame and its length into a
- * stdio buffer: that copy was half of the I/O thread's time (perf,
- * udp-hit). This one hands the batch to writev(), which copies once. */
-typedef struct file_out {
-	int fd;
-	char path[];
-} file_out_t;
-
-static fstrm_res file_open(void *obj)
+static void count_drops(dnstap_queue_t *q, unsigned long n)
 {
-	file_out_t *f = obj;
-
-	if (f->fd < 0)
-		f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	return f->fd < 0 ? fstrm_res_failure : fstrm_res_success;
+	atomic_fetch_add_explicit(&q->dropped, n, memory_order_relaxed);
 }
 
-static fstrm_res file_close(void *obj)
+/* ---- the writer thread ---------------------------------------------- */
+
+/* q's published frames not yet written: one or two iovecs (the stretch
+ * crosses the ring's end at most once). Returns the new tail. */
+static size_t take_stretch(dnstap_queue_t *q, struct iovec *iov, int *n)
 {
-	file_out_t *f = obj;
+	size_t h = atomic_load_explicit(&q->published, memory_order_acquire);
+	size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	size_t pos = t & (RING_BYTES - 1);
 
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-	return fstrm_res_success;
-}
+	if (pos + (h - t) <= RING_BYTES) {
+		iov[(*n)++] = (struct iovec){ q->ring + pos, h - t };
+	} else {
+		size_t w = atomic_load_explicit(&q->wrap_at, memory_order_relaxed);
 
-static fstrm_res file_destroy(void *obj)
-{
-	file_close(obj);
-	free(obj);
-	return fstrm_res_success;
-}
-
-/* What a short writev() left: the rest of iov from byte `done` on. */
-static int write_rest(int fd, const struct iovec *iov, int iovcnt, size_t done)
-{
-	for (int i = 0; i < iovcnt; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		size_t len = iov[i].iov_len;
-
-		if (done >= len) {
-			done -= len;
-			continue;
-		}
-		p += done;
-		len -= done;
-		done = 0;
-		while (len > 0) {
-			ssize_t n = write(fd, p, len);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return -1;
-			p += n;
-			len -= (size_t)n;
-		}
+		iov[(*n)++] = (struct iovec){ q->ring + pos, w - t };
+		iov[(*n)++] = (struct iovec){ q->ring, h - (t - pos + RING_BYTES) };
 	}
-	return 0;
+	return h;
 }
 
-static fstrm_res file_write(void *obj, const struct iovec *iov, int iovcnt)
+/* The frames in iov, counted (only for what is thrown away). */
+static unsigned long count_frames(const struct iovec *iov, int n)
 {
-	file_out_t *f = obj;
-	size_t total = 0;
-	ssize_t n;
+	unsigned long frames = 0;
 
-	for (int i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	do
-		n = writev(f->fd, iov, iovcnt);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return fstrm_res_failure;
-	if ((size_t)n == total || write_rest(f->fd, iov, iovcnt, (size_t)n) == 0)
-		return fstrm_res_success;
-	return fstrm_res_failure;
-}
+	for (int i = 0; i < n; i++) {
+		const uint8_t *p = iov[i].iov_base, *end = p + iov[i].iov_len;
 
-/* The file is opened (truncated) here rather than in the I/O thread,
- * maybe after privileges are dropped, where a failure would only be
- * retried every few seconds, silently: errno says why it cannot be. */
-static struct fstrm_writer *open_file(const char *path,
-				      const struct fstrm_writer_options *wopt,
-				      char *err, size_t errlen)
-{
-	file_out_t *f = xmalloc(sizeof(*f) + strlen(path) + 1);
-	struct fstrm_rdwr *rdwr;
-	struct fstrm_writer *w;
-
-	f->fd = -1;
-	strcpy(f->path, path);
-	if (file_open(f) != fstrm_res_success) {
-		snprintf(err, errlen, "dnstap file:%s: %s", path, strerror(errno));
-		free(f);
-		return NULL;
+		for (; p + 4 <= end; frames++)
+			p += 4 + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
+				  (size_t)p[2] << 8 | p[3]);
 	}
-	rdwr = fstrm_rdwr_init(f);
-	fstrm_rdwr_set_open(rdwr, file_open);
-	fstrm_rdwr_set_close(rdwr, file_close);
-	fstrm_rdwr_set_destroy(rdwr, file_destroy);
-	fstrm_rdwr_set_write(rdwr, file_write);
-	w = fstrm_writer_init(wopt, &rdwr);   /* owns f from here */
-	if (w && fstrm_writer_open(w) != fstrm_res_success)
-		fstrm_writer_destroy(&w);
-	return w;
+	return frames;
 }
 
-static struct fstrm_writer *open_unix(const char *path,
-				      const struct fstrm_writer_options *wopt)
+/* Write (or, with no stream open, throw away and count) what every queue
+ * holds, then give the space back. Returns the bytes taken. */
+static size_t write_pending(dnstap_t *t)
 {
-	struct fstrm_unix_writer_options *uopt = fstrm_unix_writer_options_init();
-	struct fstrm_writer *w;
+	struct iovec iov[2 * t->nqueues];
+	size_t until[t->nqueues], bytes = 0;
+	int first[t->nqueues + 1], n = 0;
 
-	fstrm_unix_writer_options_set_socket_path(uopt, path);
-	w = fstrm_unix_writer_init(uopt, wopt);
-	fstrm_unix_writer_options_destroy(&uopt);
-	/* Connected now while we may still be root; a collector not there
-	 * yet is tried again every 5 s (meanwhile messages are discarded). */
-	if (w && fstrm_writer_open(w) != fstrm_res_success)
-		log_warn("dnstap unix:%s: no collector there yet; trying every 5 s",
-			 path);
-	return w;
+	for (unsigned i = 0; i < t->nqueues; i++) {
+		first[i] = n;
+		until[i] = take_stretch(&t->queues[i], iov, &n);
+	}
+	first[t->nqueues] = n;
+	for (int i = 0; i < n; i++)
+		bytes += iov[i].iov_len;
+	if (bytes == 0)
+		return 0;
+	if (!dnstap_out_ready(t->out) || dnstap_out_write(t->out, iov, n) < 0)
+		for (unsigned i = 0; i < t->nqueues; i++)
+			count_drops(&t->queues[i],
+				    count_frames(iov + first[i], first[i + 1] - first[i]));
+	for (unsigned i = 0; i < t->nqueues; i++)
+		atomic_store_explicit(&t->queues[i].tail, until[i], memory_order_release);
+	return bytes;
 }
 
-/* The writer for "file:PATH" or "unix:PATH"; NULL with err. */
-static struct fstrm_writer *open_writer(const char *target, char *err,
-					size_t errlen)
+static size_t pending_bytes(dnstap_t *t)
 {
-	struct fstrm_writer_options *wopt = fstrm_writer_options_init();
-	struct fstrm_writer *w = NULL;
+	size_t n = 0;
 
-	fstrm_writer_options_add_content_type(wopt, CONTENT_TYPE,
-					      strlen(CONTENT_TYPE));
-	snprintf(err, errlen, "dnstap %s: cannot open it", target);
-	if (strncmp(target, "file:", 5) == 0)
-		w = open_file(target + 5, wopt, err, errlen);
-	else if (strncmp(target, "unix:", 5) == 0)
-		w = open_unix(target + 5, wopt);
-	else
-		snprintf(err, errlen, "dnstap %s: expected file:PATH or unix:PATH",
-			 target);
-	fstrm_writer_options_destroy(&wopt);
-	return w;
+	for (unsigned i = 0; i < t->nqueues; i++)
+		n += atomic_load(&t->queues[i].published) -
+		     atomic_load_explicit(&t->queues[i].tail, memory_order_relaxed);
+	return n;
 }
 
-static struct fstrm_iothr *start_iothr(struct fstrm_writer **w,
-				       unsigned nqueues)
+/* Sleep until a worker has WAKE_BYTES for us, or flush_seconds. `sleeping`
+ * is set before the rings are looked at again, and a worker publishes its
+ * frames before it looks at `sleeping` (both sequentially consistent): so
+ * either we see its bytes here, or it sees us asleep and posts. A post is
+ * never lost (a semaphore keeps it; one that lands after we decided not
+ * to sleep only makes the next sleep return at once). libfstrm's I/O
+ * thread lost wake-ups sent between its last look at its queues and its
+ * wait, and slept out its second while the rings filled and dropped. No
+ * mutex: a worker never waits for the writer, and the writer is not woken
+ * into a lock its waker still holds. */
+static void sleep_until_woken(dnstap_t *t)
 {
-	struct fstrm_iothr_options *opt = fstrm_iothr_options_init();
-	struct fstrm_iothr *iothr;
+	struct timespec until;
 
-	fstrm_iothr_options_set_num_input_queues(opt, nqueues);
-	/* One producer per queue (its worker), one consumer. */
-	fstrm_iothr_options_set_queue_model(opt, FSTRM_IOTHR_QUEUE_MODEL_SPSC);
-	fstrm_iothr_options_set_input_queue_size(opt, QUEUE_SIZE);
-	fstrm_iothr_options_set_queue_notify_threshold(opt, QUEUE_SIZE - 1 - WAKE_MSGS);
-	fstrm_iothr_options_set_buffer_hint(opt, WRITE_BYTES);
-	fstrm_iothr_options_set_output_queue_size(opt, WRITE_MSGS);
-	iothr = fstrm_iothr_init(opt, w);
-	fstrm_iothr_options_destroy(&opt);
-	return iothr;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += atomic_load(&t->flush_seconds);
+	atomic_store(&t->sleeping, 1);
+	if (!atomic_load(&t->stopping) && pending_bytes(t) < WAKE_BYTES)
+		while (sem_clockwait(&t->wake, CLOCK_MONOTONIC, &until) < 0 &&
+		       errno == EINTR)
+			;
+	atomic_store(&t->sleeping, 0);
+}
+
+static void *writer_main(void *arg)
+{
+	dnstap_t *t = arg;
+
+	for (;;) {
+		/* Read before the last pass: the workers had stopped when
+		 * stopping was set, so that pass writes everything. */
+		int stop = atomic_load(&t->stopping);
+
+		if (write_pending(t) < WAKE_BYTES && !stop)
+			sleep_until_woken(t);
+		else if (stop)
+			break;
+	}
+	dnstap_out_close(t->out);   /* STOP, and a collector's FINISH */
+	t->out = NULL;
+	return NULL;
+}
+
+/* Only the worker that finds `sleeping` set posts: one wake-up, however
+ * many workers cross the line at once. */
+static void wake_writer(dnstap_t *t)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&t->sleeping) &&
+	    atomic_exchange(&t->sleeping, 0))
+		sem_post(&t->wake);
+}
+
+/* ---- set-up and shut-down --------------------------------------------- */
+
+static int start_writer(dnstap_t *t)
+{
+	struct sched_param none = { .sched_priority = 0 };
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int rc;
+
+	sem_init(&t->wake, 0, 0);
+	/* SCHED_BATCH: a writer woken on a busy machine does not preempt the
+	 * worker that woke it (which would then wait out the write); it
+	 * still gets its fair share of the CPU, and the ring's ~15 ms of
+	 * messages at full load cover its wait for it. */
+	pthread_attr_init(&attr);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attr, SCHED_BATCH);
+	pthread_attr_setschedparam(&attr, &none);
+	/* Signals stay with the main thread's loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&t->thread, &attr, writer_main, t);
+	if (rc == EPERM || rc == EINVAL) {
+		pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
+		rc = pthread_create(&t->thread, &attr, writer_main, t);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
+static void free_tap(dnstap_t *t)
+{
+	for (unsigned i = 0; t->queues && i < t->nqueues; i++)
+		free(t->queues[i].ring);
+	free(t->queues);
+	free(t);
 }
 
 dnstap_t *dnstap_create(const char *target, unsigned nqueues,
 			char *err, size_t errlen)
 {
 	dnstap_t *t = xcalloc(1, sizeof(*t));
-	struct fstrm_writer *w = open_writer(target, err, errlen);
 
-	if (!w)
-		goto fail;
-	t->iothr = start_iothr(&w, nqueues ? nqueues : 1);
-	if (!t->iothr) {
-		fstrm_writer_destroy(&w);
-		snprintf(err, errlen, "dnstap %s: cannot start the I/O thread", target);
-		goto fail;
+	t->out = dnstap_out_open(target, err, errlen);
+	if (!t->out) {
+		free(t);
+		return NULL;
 	}
+	t->flush_seconds = FLUSH_SECONDS;
 	t->nqueues = nqueues ? nqueues : 1;
 	t->queues = xcalloc(t->nqueues, sizeof(*t->queues));
 	for (unsigned i = 0; i < t->nqueues; i++) {
 		t->queues[i].tap = t;
-		t->queues[i].ioq = fstrm_iothr_get_input_queue_idx(t->iothr, i);
 		t->queues[i].ring = xmalloc(RING_BYTES);
-		atomic_init(&t->queues[i].dropped, 0);
-		atomic_init(&t->queues[i].tail, 0);
 	}
 	if (gethostname(t->identity, sizeof(t->identity) - 1) < 0)
 		t->identity[0] = '\0';
 	t->identity_len = strlen(t->identity);
+	if (start_writer(t) != 0) {
+		snprintf(err, errlen, "dnstap %s: cannot start the writer thread", target);
+		dnstap_out_close(t->out);
+		free_tap(t);
+		return NULL;
+	}
 	return t;
-fail:
-	free(t);
-	return NULL;
-}
-
-static void *stop_iothr(void *arg)
-{
-	dnstap_t *t = arg;
-
-	/* Writes what is queued first; every frame comes back. */
-	fstrm_iothr_destroy(&t->iothr);
-	return NULL;
 }
 
 int dnstap_destroy(dnstap_t *t)
 {
 	struct timespec until;
-	pthread_t th;
 
 	if (!t)
 		return 0;
-	/* A collector that stopped reading holds the writer in write()
-	 * forever, and fstrm_iothr_destroy() with it: wait a while, then
-	 * leave the thread (and t) behind, the process is ending. */
-	if (pthread_create(&th, NULL, stop_iothr, t) != 0)
-		return -EAGAIN;
+	atomic_store(&t->stopping, 1);
+	sem_post(&t->wake);
+	/* A collector that stopped reading holds the writer in a write for
+	 * up to DNSTAP_OUT_TIMEOUT: wait this long, then leave the thread
+	 * (and t) behind, the process is ending. */
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += DNSTAP_CLOSE_SECONDS;
-	if (pthread_timedjoin_np(th, NULL, &until) != 0) {
-		pthread_detach(th);
+	if (pthread_timedjoin_np(t->thread, NULL, &until) != 0) {
+		pthread_detach(t->thread);
 		return -ETIMEDOUT;
 	}
-	for (unsigned i = 0; i < t->nqueues; i++)
-		free(t->queues[i].ring);
-	free(t->queues);
-	free(t);
+	sem_destroy(&t->wake);
+	free_tap(t);
 	return 0;
+}
+
+void dnstap_set_flush_seconds(dnstap_t *t, unsigned seconds)
+{
+	atomic_store(&t->flush_seconds, seconds);
+}
+
+size_t dnstap_queue_unwritten(const dnstap_queue_t *q)
+{
+	return atomic_load(&q->published) - atomic_load(&q->tail);
 }
 
 dnstap_queue_t *dnstap_queue(dnstap_t *t, unsigned index)
@@ -384,83 +379,68 @@ static void set_response(dnstap_enc_msg_t *m, double now, const uint8_t *msg,
 	m->has_response = 1;
 }
 
-/* Room for `len` bytes in q's ring, or NULL when the I/O thread has not
- * given enough back yet. A slot never wraps: the end of the ring is
- * skipped when it is too short. Nothing is taken until the caller sets
- * head to the slot's end. The I/O thread's tail is read again only when
+
+/* ---- the workers' side ------------------------------------------------ */
+
+/* Room for a frame of `need` bytes in q's ring, or NULL when the writer
+ * has not given enough back yet. A frame never wraps: when the ring's end
+ * is too short it is left out (wrap_at says where the data stopped) and
+ * the frame goes to the start. The writer's tail is read again only when
  * the copy seen last does not leave room: one cache line less bounced. */
-static slot_t *reserve_slot(dnstap_queue_t *q, size_t len)
+static uint8_t *reserve_frame(dnstap_queue_t *q, size_t need)
 {
-	size_t need = (offsetof(slot_t, data) + len + 7) & ~(size_t)7;
 	size_t pos = q->head & (RING_BYTES - 1);
 	size_t start = q->head + (pos + need > RING_BYTES ? RING_BYTES - pos : 0);
-	slot_t *s;
 
 	if (start + need - q->tail_seen > RING_BYTES) {
 		q->tail_seen = atomic_load_explicit(&q->tail, memory_order_acquire);
 		if (start + need - q->tail_seen > RING_BYTES)
 			return NULL;
 	}
-	s = (slot_t *)(q->ring + (start & (RING_BYTES - 1)));
-	s->end = start + need;
-	return s;
+	if ((start & (RING_BYTES - 1)) == 0)
+		atomic_store_explicit(&q->wrap_at, q->head, memory_order_relaxed);
+	q->unwoken += start - q->head;
+	q->head = start;
+	return q->ring + (start & (RING_BYTES - 1));
 }
 
-/* libfstrm is done with a ring message (the I/O thread's side): its space
- * and everything before it is free again. */
-static void give_back(void *data, void *arg)
+/* The frame of `need` bytes at head is written: hand it to the writer. */
+static void publish_frame(dnstap_queue_t *q, size_t need)
 {
-	dnstap_queue_t *q = arg;
-	const slot_t *s = (const slot_t *)((uint8_t *)data - offsetof(slot_t, data));
-
-	atomic_store_explicit(&q->tail, s->end, memory_order_release);
-}
-
-static void count_drop(dnstap_queue_t *q)
-{
-	atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
-}
-
-/* A message too big for the ring, malloc'd (and freed by libfstrm). */
-static void submit_big(dnstap_queue_t *q, const dnstap_enc_msg_t *m, size_t cap)
-{
-	uint8_t *buf = xmalloc(cap);
-	size_t len = dnstap_enc_write(m, buf);
-
-	if (fstrm_iothr_submit(q->tap->iothr, q->ioq, buf, len,
-			       fstrm_free_wrapper, NULL) != fstrm_res_success) {
-		free(buf);
-		count_drop(q);
+	q->head += need;
+	q->unwoken += need;
+	/* Sequentially consistent, for sleep_until_woken()'s handshake; on
+	 * x86 only the wake-up check below adds a fence. */
+	if (q->unwoken < WAKE_BYTES) {
+		atomic_store_explicit(&q->published, q->head, memory_order_release);
+		return;
 	}
+	atomic_store(&q->published, q->head);
+	q->unwoken = 0;
+	wake_writer(q->tap);
 }
 
-/* Encode m into q's ring and hand it to the I/O thread, or count a drop. */
+/* Encode m into q's ring and hand it to the writer, or count a drop. */
 static void submit(dnstap_queue_t *q, dnstap_enc_msg_t *m)
 {
 	const dnstap_t *t = q->tap;
-	size_t len, end;
-	slot_t *s;
+	size_t len;
+	uint8_t *p;
 
 	m->identity = (dnstap_enc_bytes_t){ (const uint8_t *)t->identity, t->identity_len };
 	m->version = (dnstap_enc_bytes_t){ (const uint8_t *)TAP_VERSION, sizeof(TAP_VERSION) - 1 };
 	len = dnstap_enc_size(m);
-	if (len > RING_MAX_MSG) {
-		submit_big(q, m, len);
+	p = len + 4 <= MAX_FRAME ? reserve_frame(q, len + 4) : NULL;
+	if (!p) {
+		count_drops(q, 1);
 		return;
 	}
-	s = reserve_slot(q, len);
-	if (!s) {
-		count_drop(q);
-		return;
-	}
-	end = s->end;
-	dnstap_enc_write(m, s->data);
-	if (fstrm_iothr_submit(t->iothr, q->ioq, s->data, len, give_back, q)
-	    != fstrm_res_success) {
-		count_drop(q);        /* the slot stays free: head did not move */
-		return;
-	}
-	q->head = end;
+	p[0] = (uint8_t)(len >> 24);
+	p[1] = (uint8_t)(len >> 16);
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	dnstap_enc_write(m, p + 4);
+	publish_frame(q, len + 4);
 }
 
 static void client_message(dnstap_queue_t *q, dnstap_enc_msg_t *m,

@@ -66,7 +66,7 @@ static int create_workers(daemon_t *d)
 	return 0;
 }
 
-/* dnstap's I/O thread starts after the fork (threads do not survive it)
+/* dnstap's writer thread starts after the fork (threads do not survive it)
  * and before privileges go (the file may be root's); a queue per worker. */
 static int open_dnstap(daemon_t *d)
 {

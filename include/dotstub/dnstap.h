@@ -6,10 +6,11 @@
  * file, or a unix socket that a collector (fstrm_capture, dnstap-read's
  * friends) listens on.
  *
- * A background I/O thread (libfstrm's) does the writing; each worker
- * thread hands its messages to a queue of its own and never waits: when
- * its queue is full (a slow disk, a collector that does not read) the
- * message is dropped and counted. Built without libfstrm/protobuf-c
+ * A writer thread of its own does the writing; each worker thread encodes
+ * its messages into a ring of its own and never waits: when its ring is
+ * full (a slow disk, a collector that does not read) the message is
+ * dropped and counted. The writer is woken each time a ring has gained
+ * DNSTAP_WAKE_BYTES, and otherwise writes once a second. Built without libfstrm/protobuf-c
  * (configure --disable-dnstap, or the libraries missing),
  * dnstap_create() fails with a reason and nothing else is called. */
 #ifndef DOTSTUB_DNSTAP_H
@@ -28,7 +29,7 @@ int dnstap_built_in(void);
 
 /* Open target ("file:/PATH", truncated, or "unix:/PATH", a Frame Streams
  * socket, connected now and again whenever it goes away) with nqueues
- * queues, one per worker. Starts the I/O thread: call after fork. Returns
+ * queues, one per worker. Starts the writer thread: call after fork. Returns
  * NULL with err ("dnstap file:/x: cannot open ...") on failure. */
 dnstap_t *dnstap_create(const char *target, unsigned nqueues,
 			char *err, size_t errlen);
@@ -45,6 +46,12 @@ dnstap_queue_t *dnstap_queue(dnstap_t *t, unsigned index);
  * from any thread). */
 unsigned long dnstap_dropped(const dnstap_t *t);
 unsigned long dnstap_queue_dropped(const dnstap_queue_t *q);
+
+/* For tests. The writer's sleep when no worker wakes it (1 s); the bytes
+ * q holds that the writer has not written (or thrown away) yet. */
+#define DNSTAP_WAKE_BYTES (512u * 1024)
+void dnstap_set_flush_seconds(dnstap_t *t, unsigned seconds);
+size_t dnstap_queue_unwritten(const dnstap_queue_t *q);
 
 /* The four events; times are seconds since the epoch (ev_now()), `asked`
  * the time of the query a response answers. msg is copied. */

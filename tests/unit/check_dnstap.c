@@ -7,9 +7,12 @@
 #include <stdint.h>
 #include <fstrm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dnstap.pb-c.h"
@@ -338,6 +341,274 @@ START_TEST(test_threads_written_or_counted)
 }
 END_TEST
 
+/* Every wake-up arrives. The writer's own timer is set to an hour, so only
+ * a worker's wake-up makes it write. A worker looks whether the writer
+ * sleeps each time it has added DNSTAP_WAKE_BYTES, so at most twice that
+ * (and the frames that crossed the line) may wait unwritten; each round
+ * adds a bit more than DNSTAP_WAKE_BYTES and waits until no more than
+ * that is left. A wake-up lost (libfstrm's I/O thread lost those sent
+ * between its last look at its queues and its wait) or never sent leaves
+ * a round waiting for the hour. */
+START_TEST(test_every_wakeup_arrives)
+{
+	enum { ROUNDS = 400, MAX_LEFT = 2 * DNSTAP_WAKE_BYTES + 2 * 1500 };
+	char path[] = "/tmp/check_dnstap.XXXXXX";
+	struct sockaddr_storage up = addr4("127.0.0.1", 853);
+	uint8_t msg[1000];
+	dnstap_t *t = create_in_tmp(path, 1);
+	dnstap_queue_t *q = dnstap_queue(t, 0);
+	size_t sent = 0;
+
+	memset(msg, 0, sizeof(msg));
+	memcpy(msg, QUERY, sizeof(QUERY));
+	dnstap_set_flush_seconds(t, 3600);
+	for (int round = 0; round < ROUNDS; round++) {
+		size_t before = sent;
+		int waited_ms = 0;
+
+		/* A varying overshoot, so the crossing frame's place moves. */
+		while (sent - before < DNSTAP_WAKE_BYTES + (size_t)(round % 7) * 300) {
+			dnstap_forwarder_response(q, &up, 1.0, 2.0, msg,
+						  sizeof(msg) - (size_t)(round % 13));
+			sent += sizeof(msg) + 100;
+		}
+		/* Spin, so that the next round races the writer's way to
+		 * sleep; give up after 20 s. */
+		for (long spins = 0; dnstap_queue_unwritten(q) > MAX_LEFT &&
+				     waited_ms < 20000; spins++) {
+			if (spins < 100000) {
+				sched_yield();
+				continue;
+			}
+			usleep(1000);
+			waited_ms++;
+		}
+		ck_assert_msg(dnstap_queue_unwritten(q) <= MAX_LEFT,
+			      "round %d: %zu bytes unwritten for 20 s: a lost wake-up",
+			      round, dnstap_queue_unwritten(q));
+	}
+	ck_assert_uint_eq(dnstap_dropped(t), 0);
+	ck_assert_int_eq(dnstap_destroy(t), 0);
+	unlink(path);
+}
+END_TEST
+
+/* ---- a Frame Streams collector on a unix socket, in a thread ---------- */
+
+typedef struct collector {
+	int lfd;
+	int conns;                 /* connections to take, one after another */
+	int cut_after;             /* the first connection: close after N frames */
+	int frames[2];             /* data frames read, per connection */
+	int finished[2];           /* STOP read and FINISH sent */
+	int handshakes;
+} collector_t;
+
+static int read_exact(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static uint32_t read_be32(int fd, int *ok)
+{
+	uint8_t b[4];
+
+	*ok = read_exact(fd, b, 4) == 0;
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The next control frame's type, -1 at the end or on a data frame. */
+static int read_control(int fd)
+{
+	struct fstrm_control *c = fstrm_control_init();
+	uint8_t buf[512];
+	fstrm_control_type type;
+	uint32_t len;
+	int ok, res = -1;
+
+	if (read_be32(fd, &ok) != 0 || !ok)
+		goto out;
+	len = read_be32(fd, &ok);
+	if (!ok || len > sizeof(buf) || read_exact(fd, buf, len) < 0)
+		goto out;
+	if (fstrm_control_decode(c, buf, len, 0) == fstrm_res_success &&
+	    fstrm_control_get_type(c, &type) == fstrm_res_success)
+		res = (int)type;
+out:
+	fstrm_control_destroy(&c);
+	return res;
+}
+
+static void send_control(int fd, fstrm_control_type type)
+{
+	struct fstrm_control *c = fstrm_control_init();
+	uint8_t buf[512];
+	size_t len = sizeof(buf);
+
+	fstrm_control_set_type(c, type);
+	if (type == FSTRM_CONTROL_ACCEPT)
+		fstrm_control_add_field_content_type(c, (const uint8_t *)"protobuf:dnstap.Dnstap", 22);
+	ck_assert_int_eq(fstrm_control_encode(c, buf, &len, FSTRM_CONTROL_FLAG_WITH_HEADER),
+			 fstrm_res_success);
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	fstrm_control_destroy(&c);
+}
+
+/* One connection: READY/ACCEPT/START, then data frames (each a dnstap
+ * message) until STOP, answered with FINISH; or cut after `cut` frames. */
+static void collect_one(collector_t *col, int fd, int k, int cut)
+{
+	uint8_t buf[70000];
+
+	if (read_control(fd) != FSTRM_CONTROL_READY)
+		return;
+	send_control(fd, FSTRM_CONTROL_ACCEPT);
+	if (read_control(fd) != FSTRM_CONTROL_START)
+		return;
+	col->handshakes++;
+	for (;;) {
+		int ok;
+		uint32_t len = read_be32(fd, &ok);
+
+		if (!ok)
+			return;
+		if (len == 0) {           /* a control frame: STOP */
+			uint32_t clen = read_be32(fd, &ok);
+			if (!ok || clen > sizeof(buf) || read_exact(fd, buf, clen) < 0)
+				return;
+			send_control(fd, FSTRM_CONTROL_FINISH);
+			col->finished[k] = 1;
+			return;
+		}
+		if (len > sizeof(buf) || read_exact(fd, buf, len) < 0)
+			return;
+		Dnstap__Dnstap *d = dnstap__dnstap__unpack(NULL, len, buf);
+		ck_assert_ptr_nonnull(d);
+		dnstap__dnstap__free_unpacked(d, NULL);
+		if (__atomic_add_fetch(&col->frames[k], 1, __ATOMIC_RELAXED) == cut)
+			return;
+	}
+}
+
+static void *collector_main(void *arg)
+{
+	collector_t *col = arg;
+
+	for (int k = 0; k < col->conns; k++) {
+		int fd = accept(col->lfd, NULL, NULL);
+
+		if (fd < 0)
+			break;
+		collect_one(col, fd, k, k == 0 ? col->cut_after : 0);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	unlink(path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	return fd;
+}
+
+/* unix:PATH speaks the bidirectional handshake, and ends with STOP and the
+ * collector's FINISH; every message arrives as one data frame. */
+START_TEST(test_unix_collector_handshake)
+{
+	char dir[] = "/tmp/check_dnstap.XXXXXX", sock[128], target[160], err[256];
+	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
+	collector_t col = { .conns = 1 };
+	pthread_t th;
+	dnstap_t *t;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/tap.sock", dir);
+	snprintf(target, sizeof(target), "unix:%s", sock);
+	col.lfd = listen_unix(sock);
+	ck_assert_int_eq(pthread_create(&th, NULL, collector_main, &col), 0);
+	t = dnstap_create(target, 2, err, sizeof(err));
+	ck_assert_msg(t != NULL, "%s", err);
+	for (int i = 0; i < 10; i++)
+		dnstap_client_query(dnstap_queue(t, (unsigned)i % 2), &client, 0,
+				    1700000000.0, QUERY, sizeof(QUERY));
+	ck_assert_int_eq(dnstap_destroy(t), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(col.handshakes, 1);
+	ck_assert_int_eq(col.frames[0], 10);
+	ck_assert_int_eq(col.finished[0], 1);
+	close(col.lfd);
+	unlink(sock);
+	rmdir(dir);
+}
+END_TEST
+
+/* A collector that goes away: what cannot be written is counted as
+ * dropped, and the writer connects again (every DNSTAP_OUT_REOPEN s) to
+ * the next one, which gets a fresh handshake and the later messages. */
+START_TEST(test_unix_collector_comes_back)
+{
+	char dir[] = "/tmp/check_dnstap.XXXXXX", sock[128], target[160], err[256];
+	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
+	collector_t col = { .conns = 2, .cut_after = 1 };
+	unsigned long sent = 0, dropped;
+	pthread_t th;
+	dnstap_t *t;
+	dnstap_queue_t *q;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/tap.sock", dir);
+	snprintf(target, sizeof(target), "unix:%s", sock);
+	col.lfd = listen_unix(sock);
+	ck_assert_int_eq(pthread_create(&th, NULL, collector_main, &col), 0);
+	t = dnstap_create(target, 1, err, sizeof(err));
+	ck_assert_msg(t != NULL, "%s", err);
+	q = dnstap_queue(t, 0);
+	/* The first collector takes one message and hangs up. */
+	dnstap_client_query(q, &client, 0, 1700000000.0, QUERY, sizeof(QUERY));
+	sent++;
+	for (int i = 0; i < 400 && __atomic_load_n(&col.frames[0], __ATOMIC_RELAXED) == 0; i++)
+		usleep(50000);
+	/* Then one message every 50 ms until the second collector has one. */
+	for (int i = 0; i < 400 && __atomic_load_n(&col.frames[1], __ATOMIC_RELAXED) == 0; i++) {
+		dnstap_client_query(q, &client, 0, 1700000000.0, QUERY, sizeof(QUERY));
+		sent++;
+		usleep(50000);
+	}
+	dropped = dnstap_dropped(t);
+	ck_assert_int_eq(dnstap_destroy(t), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(col.handshakes, 2);
+	ck_assert_int_eq(col.frames[0], 1);
+	ck_assert_int_ge(col.frames[1], 1);
+	ck_assert_int_eq(col.finished[1], 1);
+	/* Written or counted, but for what sat unread in the first
+	 * connection when the collector closed it. */
+	ck_assert_uint_ge(dropped, 1);
+	ck_assert_uint_le(col.frames[0] + col.frames[1] + dropped, sent);
+	ck_assert_uint_ge(col.frames[0] + col.frames[1] + dropped + 2, sent);
+	close(col.lfd);
+	unlink(sock);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_bad_targets)
 {
 	char err[256];
@@ -361,6 +632,9 @@ static Suite *dnstap_suite(void)
 	tcase_add_test(tc, test_encoder_matches_protobuf_c);
 	tcase_add_test(tc, test_ring_wraps_without_tearing);
 	tcase_add_test(tc, test_bad_targets);
+	tcase_add_test(tc, test_every_wakeup_arrives);
+	tcase_add_test(tc, test_unix_collector_handshake);
+	tcase_add_test(tc, test_unix_collector_comes_back);
 	suite_add_tcase(s, tc);
 	return s;
 }
