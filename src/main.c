@@ -92,7 +92,8 @@ static void close_dnstap(daemon_t *d)
 	unsigned long dropped = dnstap_dropped(d->dnstap);
 
 	if (dropped)
-		log_warn("dnstap: %lu messages dropped (queue full)", dropped);
+		log_warn("dnstap: %lu messages dropped (the writer fell behind, or had nowhere to write)",
+			 dropped);
 	if (dnstap_destroy(d->dnstap) < 0)
 		log_warn("dnstap %s: the writer is stuck (a collector not reading?); "
 			 "what it still held is lost", d->sc->cfg.dnstap);

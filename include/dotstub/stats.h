@@ -122,7 +122,7 @@ typedef enum {
 	X(CACHE_BYTES, "cache_bytes", GAUGE, NONE, SUM, NULL, \
 	  "Bytes the cache holds, bookkeeping included") \
 	X(DNSTAP_DROPPED, "dnstap_dropped_total", COUNTER, NONE, SUM, NULL, \
-	  "dnstap messages dropped: the log writer's queue was full")
+	  "dnstap messages dropped: the writer fell behind, or had no file or collector")
 
 /* Per upstream and thread: SU_* slots, series labelled
  * upstream="IP@PORT#NAME". */
