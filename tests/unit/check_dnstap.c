@@ -402,7 +402,7 @@ typedef struct collector {
 	int frames[2];             /* data frames read, per connection */
 	int finished[2];           /* STOP read and FINISH sent */
 	int handshakes;
-	char dir[32], sock[128];   /* the socket's directory and path */
+	char dir[32], sock[64];    /* the socket's directory and path */
 	pthread_t thread;
 } collector_t;
 
