@@ -402,6 +402,8 @@ typedef struct collector {
 	int frames[2];             /* data frames read, per connection */
 	int finished[2];           /* STOP read and FINISH sent */
 	int handshakes;
+	char dir[32], sock[64];    /* the socket's directory and path */
+	pthread_t thread;
 } collector_t;
 
 static int read_exact(int fd, void *buf, size_t n)
@@ -528,34 +530,49 @@ static int listen_unix(const char *path)
 	return fd;
 }
 
+/* A collector thread listening in a new directory, and a dnstap with
+ * nqueues queues connected to it. */
+static dnstap_t *start_collector(collector_t *col, unsigned nqueues)
+{
+	char target[160], err[256];
+	dnstap_t *t;
+
+	snprintf(col->dir, sizeof(col->dir), "/tmp/check_dnstap.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(col->dir));
+	snprintf(col->sock, sizeof(col->sock), "%s/tap.sock", col->dir);
+	snprintf(target, sizeof(target), "unix:%s", col->sock);
+	col->lfd = listen_unix(col->sock);
+	ck_assert_int_eq(pthread_create(&col->thread, NULL, collector_main, col), 0);
+	t = dnstap_create(target, nqueues, err, sizeof(err));
+	ck_assert_msg(t != NULL, "%s", err);
+	return t;
+}
+
+/* After dnstap_destroy(): the collector has finished; its files go. */
+static void end_collector(collector_t *col)
+{
+	pthread_join(col->thread, NULL);
+	close(col->lfd);
+	unlink(col->sock);
+	rmdir(col->dir);
+}
+
 /* unix:PATH speaks the bidirectional handshake, and ends with STOP and the
  * collector's FINISH; every message arrives as one data frame. */
 START_TEST(test_unix_collector_handshake)
 {
-	char dir[] = "/tmp/check_dnstap.XXXXXX", sock[128], target[160], err[256];
 	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
 	collector_t col = { .conns = 1 };
-	pthread_t th;
-	dnstap_t *t;
+	dnstap_t *t = start_collector(&col, 2);
 
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sock, sizeof(sock), "%s/tap.sock", dir);
-	snprintf(target, sizeof(target), "unix:%s", sock);
-	col.lfd = listen_unix(sock);
-	ck_assert_int_eq(pthread_create(&th, NULL, collector_main, &col), 0);
-	t = dnstap_create(target, 2, err, sizeof(err));
-	ck_assert_msg(t != NULL, "%s", err);
 	for (int i = 0; i < 10; i++)
 		dnstap_client_query(dnstap_queue(t, (unsigned)i % 2), &client, 0,
 				    1700000000.0, QUERY, sizeof(QUERY));
 	ck_assert_int_eq(dnstap_destroy(t), 0);
-	pthread_join(th, NULL);
+	end_collector(&col);
 	ck_assert_int_eq(col.handshakes, 1);
 	ck_assert_int_eq(col.frames[0], 10);
 	ck_assert_int_eq(col.finished[0], 1);
-	close(col.lfd);
-	unlink(sock);
-	rmdir(dir);
 }
 END_TEST
 
@@ -564,22 +581,12 @@ END_TEST
  * the next one, which gets a fresh handshake and the later messages. */
 START_TEST(test_unix_collector_comes_back)
 {
-	char dir[] = "/tmp/check_dnstap.XXXXXX", sock[128], target[160], err[256];
 	struct sockaddr_storage client = addr4("127.0.0.7", 40000);
 	collector_t col = { .conns = 2, .cut_after = 1 };
 	unsigned long sent = 0, dropped;
-	pthread_t th;
-	dnstap_t *t;
-	dnstap_queue_t *q;
+	dnstap_t *t = start_collector(&col, 1);
+	dnstap_queue_t *q = dnstap_queue(t, 0);
 
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sock, sizeof(sock), "%s/tap.sock", dir);
-	snprintf(target, sizeof(target), "unix:%s", sock);
-	col.lfd = listen_unix(sock);
-	ck_assert_int_eq(pthread_create(&th, NULL, collector_main, &col), 0);
-	t = dnstap_create(target, 1, err, sizeof(err));
-	ck_assert_msg(t != NULL, "%s", err);
-	q = dnstap_queue(t, 0);
 	/* The first collector takes one message and hangs up. */
 	dnstap_client_query(q, &client, 0, 1700000000.0, QUERY, sizeof(QUERY));
 	sent++;
@@ -593,7 +600,7 @@ START_TEST(test_unix_collector_comes_back)
 	}
 	dropped = dnstap_dropped(t);
 	ck_assert_int_eq(dnstap_destroy(t), 0);
-	pthread_join(th, NULL);
+	end_collector(&col);
 	ck_assert_int_eq(col.handshakes, 2);
 	ck_assert_int_eq(col.frames[0], 1);
 	ck_assert_int_ge(col.frames[1], 1);
@@ -603,9 +610,6 @@ START_TEST(test_unix_collector_comes_back)
 	ck_assert_uint_ge(dropped, 1);
 	ck_assert_uint_le(col.frames[0] + col.frames[1] + dropped, sent);
 	ck_assert_uint_ge(col.frames[0] + col.frames[1] + dropped + 2, sent);
-	close(col.lfd);
-	unlink(sock);
-	rmdir(dir);
 }
 END_TEST
 
