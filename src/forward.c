@@ -88,11 +88,18 @@ forward_group_t *forward_lookup(const forward_set_t *set, const uint8_t *name,
 {
 	zones_match_t m;
 
-	if (!set || set->ngroups == 0 ||
-	    zones_lookup(set->zones, name, len, &m) != ZONES_FORWARD ||
-	    m.group >= set->ngroups)
+	if (!set || set->ngroups == 0)
 		return NULL;
-	return &set->groups[m.group];
+	zones_lookup(set->zones, name, len, &m);
+	return forward_group_of(set, &m);
+}
+
+forward_group_t *forward_group_of(const forward_set_t *set,
+				  const zones_match_t *m)
+{
+	if (!set || m->kind != ZONES_FORWARD || m->group >= set->ngroups)
+		return NULL;
+	return &set->groups[m->group];
 }
 
 upstream_set_t *forward_upstreams(const forward_group_t *g)

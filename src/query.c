@@ -456,12 +456,11 @@ static void on_stale_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	answer_stale(qr);
 }
 
-/* Every upstream that could answer q is known down (failed, backing
- * off): its default set's, or its DoT forward group's. A plain DNS group
- * keeps no such state: never known down. */
-static int all_down(query_env_t *env, const dnsmsg_query_t *q)
+/* Every upstream that could answer is known down (failed, backing off):
+ * those of DoT forward group g, or the default set's when g is NULL. A
+ * plain DNS group keeps no such state: never known down. */
+static int all_down(query_env_t *env, const forward_group_t *g)
 {
-	forward_group_t *g = forward_lookup(env->fwd, q->question, q->question_len);
 	upstream_set_t *ups = g ? forward_upstreams(g) : env->ups;
 
 	return ups && upstream_set_all_down(ups, ev_now(env->loop));
@@ -471,7 +470,7 @@ static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
 			    const uint8_t *msg, size_t len,
 			    const query_client_t *client,
 			    const struct sockaddr_storage *addr,
-			    socklen_t addrlen, int stale);
+			    socklen_t addrlen, forward_group_t *g, int stale);
 
 /* The cache's part of a new query: 1 when the client has its answer (a
  * fresh one, with a refresh sent behind it in the prefetch window; or a
@@ -481,7 +480,7 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 			     const uint8_t *msg, size_t len,
 			     const query_client_t *client,
 			     const struct sockaddr_storage *addr, socklen_t addrlen,
-			     int *stale)
+			     forward_group_t *g, int *stale)
 {
 	cache_hit_t hit;
 
@@ -495,7 +494,7 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 			return 0;
 		stats_inc(env->stats, SG_CACHE_HITS);
 		/* After the answer: a refresh never delays the hit. */
-		if (hit.refresh && start_query(env, q, msg, len, NULL, NULL, 0, 0))
+		if (hit.refresh && start_query(env, q, msg, len, NULL, NULL, 0, g, 0))
 			stats_inc(env->stats, SG_PREFETCHES);
 		return 1;
 	case CACHE_STALE:
@@ -504,12 +503,12 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 		 * failure, the client gets the stale answer now. The query
 		 * still goes upstream, nobody waiting for it: the first
 		 * upstream back refreshes the answer. */
-		if (!all_down(env, q) ||
+		if (!all_down(env, g) ||
 		    !send_answer(env, q, client, addr, addrlen, hit.msg, hit.len,
 				 0, 1, STATS_SOURCE_CACHE,
 				 ev_time() - ev_now(env->loop)))
 			return 0;
-		start_query(env, q, msg, len, NULL, NULL, 0, 0);
+		start_query(env, q, msg, len, NULL, NULL, 0, g, 0);
 		return 1;
 	case CACHE_MISS:
 	default:
@@ -519,24 +518,20 @@ static int answer_from_cache(query_env_t *env, const dnsmsg_query_t *q,
 
 /* A name of a local zone (RFC 6761, 6303) is answered here, never sent
  * upstream; not cached either: building the answer costs no more than a
- * cache lookup. 1 when answered, 0 when the name is in no local zone. */
-static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
-			  const query_client_t *client,
-			  const struct sockaddr_storage *addr, socklen_t addrlen)
+ * cache lookup. m: the local zone zones_lookup() found. */
+static void answer_locally(query_env_t *env, const dnsmsg_query_t *q,
+			   const zones_match_t *m, const query_client_t *client,
+			   const struct sockaddr_storage *addr, socklen_t addrlen)
 {
-	zones_match_t m;
 	size_t n;
 
-	if (zones_lookup(env->cfg->zones, q->question, q->question_len, &m) !=
-	    ZONES_LOCAL)
-		return 0;
 	if (log_get_level() >= LOG_LVL_DEBUG) {
 		char name[DNSMSG_NAME_TEXT_MAX];
 		dnsmsg_query_name(q, name, sizeof(name));
 		log_debug("query %s type %u: local zone, not sent upstream", name,
 			  q->qtype);
 	}
-	n = dnsmsg_local_answer(q, m.local, m.apex, env->out, sizeof(env->out));
+	n = dnsmsg_local_answer(q, m->local, m->apex, env->out, sizeof(env->out));
 	if (n) {
 		stats_inc(env->stats, SG_LOCAL_ANSWERS);
 		stats_inc(env->stats, SG_ANSWERED);
@@ -546,14 +541,13 @@ static int answer_locally(query_env_t *env, const dnsmsg_query_t *q,
 		stats_observe(env->stats, SG_CLIENT_SECONDS, STATS_SOURCE_LOCAL, 0);
 		to_client(env, client, addr, addrlen, ev_now(env->loop), env->out, n);
 	}
-	return 1;
 }
 
-/* Build the upstream message; returns 0 or -1 (FORMERR material). */
-static int build_upstream(query_t *qr, const uint8_t *msg, size_t len)
+/* Build the upstream message for g (NULL: the default upstreams);
+ * returns 0 or -1 (FORMERR material). */
+static int build_upstream(query_t *qr, forward_group_t *g, const uint8_t *msg,
+			  size_t len)
 {
-	forward_group_t *g = forward_lookup(qr->env->fwd, qr->q.question,
-					    qr->q.question_len);
 	int plain = g && !forward_upstreams(g);
 	size_t pad = plain ? 0 : qr->env->cfg->padding_block;
 	size_t cap = dnsmsg_padded_size(len, pad);
@@ -598,6 +592,8 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 		  const struct sockaddr_storage *addr, socklen_t addrlen)
 {
 	dnsmsg_query_t q;
+	zones_match_t m;
+	forward_group_t *g;
 	int stale = 0;
 
 	stats_inc(env->stats, SG_QUERIES);
@@ -627,21 +623,29 @@ void query_submit(query_env_t *env, const uint8_t *msg, size_t len,
 			   DNSMSG_RCODE_NOTIMP);
 		return;
 	}
-	if (answer_locally(env, &q, client, addr, addrlen) ||
-	    answer_from_cache(env, &q, msg, len, client, addr, addrlen, &stale))
+	/* One look at the zone table: a local zone's name is answered here,
+	 * a forward zone's goes to its group (and only its group's health
+	 * decides whether a stale answer is served at once). */
+	if (zones_lookup(env->cfg->zones, q.question, q.question_len, &m) ==
+	    ZONES_LOCAL) {
+		answer_locally(env, &q, &m, client, addr, addrlen);
 		return;
-	start_query(env, &q, msg, len, client, addr, addrlen, stale);
+	}
+	g = forward_group_of(env->fwd, &m);
+	if (answer_from_cache(env, &q, msg, len, client, addr, addrlen, g, &stale))
+		return;
+	start_query(env, &q, msg, len, client, addr, addrlen, g, stale);
 }
 
-/* An open query for q, sent upstream; client NULL: a refresh nobody
- * waits for. stale: the cache holds a stale answer for the client after
- * stale-answer-timeout. Returns the query, or NULL when it could not be
- * built (FORMERR sent) or sent (ended at once). */
+/* An open query for q, sent upstream to g (NULL: the default upstreams);
+ * client NULL: a refresh nobody waits for. stale: the cache holds a stale
+ * answer for the client after stale-answer-timeout. Returns the query, or
+ * NULL when it could not be built (FORMERR sent) or sent (ended at once). */
 static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
 			    const uint8_t *msg, size_t len,
 			    const query_client_t *client,
 			    const struct sockaddr_storage *addr,
-			    socklen_t addrlen, int stale)
+			    socklen_t addrlen, forward_group_t *g, int stale)
 {
 	query_t *qr = get_query(env);
 
@@ -657,7 +661,7 @@ static query_t *start_query(query_env_t *env, const dnsmsg_query_t *q,
 	} else {
 		qr->answered = 1;
 	}
-	if (build_upstream(qr, msg, len) < 0) {
+	if (build_upstream(qr, g, msg, len) < 0) {
 		if (client) {
 			stats_inc(env->stats, SG_FORMERR);
 			send_error(env, client, addr, addrlen, q, msg, len,

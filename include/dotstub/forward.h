@@ -22,6 +22,7 @@
 #include "dotstub/config.h"
 #include "dotstub/dot_conn.h"
 #include "dotstub/upstream.h"
+#include "dotstub/zones.h"
 
 typedef struct forward_set forward_set_t;
 typedef struct forward_group forward_group_t;
@@ -40,6 +41,11 @@ void forward_set_destroy(forward_set_t *set);
  * with no forward group, one test. */
 forward_group_t *forward_lookup(const forward_set_t *set, const uint8_t *name,
 				size_t len);
+
+/* The group of a zones_lookup() match (m->kind ZONES_FORWARD) in the
+ * zone table set was made with, or NULL: the default upstreams. */
+forward_group_t *forward_group_of(const forward_set_t *set,
+				  const zones_match_t *m);
 
 /* A DoT group's upstream set (send with upstream_send), or NULL: plain. */
 upstream_set_t *forward_upstreams(const forward_group_t *g);

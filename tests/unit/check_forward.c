@@ -11,6 +11,7 @@
 
 #include "dotstub/config.h"
 #include "dotstub/forward.h"
+#include "dotstub/zones.h"
 
 #include "check_main.h"
 
@@ -58,6 +59,21 @@ static forward_group_t *lookup(const fixture_t *f, const char *name)
 	return g;
 }
 
+/* What the query path does: one zones_lookup() in the configuration's
+ * table, the group taken from its match. */
+static forward_group_t *group_of(const fixture_t *f, const char *name,
+				 zones_kind_t kind)
+{
+	unsigned char *q;
+	int len;
+	zones_match_t m;
+
+	ck_assert_int_eq(ares_create_query(name, 1, 1, 0, 1, &q, &len, 0), ARES_SUCCESS);
+	ck_assert_int_eq(zones_lookup(f->cfg.zones, q + 12, (size_t)len - 12, &m), kind);
+	ares_free_string(q);
+	return forward_group_of(f->set, &m);
+}
+
 START_TEST(test_no_zone_no_group)
 {
 	static const char *const none[] = { NULL };
@@ -98,6 +114,34 @@ START_TEST(test_most_specific_wins)
 	ck_assert_ptr_null(lookup(&f, "notexample"));
 	/* Letter case. */
 	ck_assert_ptr_eq(lookup(&f, "WWW.Corp.EXAMPLE"), corp);
+	teardown(&f);
+}
+END_TEST
+
+/* The match the query path takes its group from: the group
+ * forward_lookup() finds for a forward zone's name; none for a local
+ * zone's name or one in no zone, or without a set. */
+START_TEST(test_group_of_a_match)
+{
+	static const char *const zones[] = {
+		"example=plain:127.0.0.1", "corp.example=plain:127.0.0.2", NULL,
+	};
+	fixture_t f;
+	zones_match_t m = { .kind = ZONES_FORWARD, .group = 0 };
+
+	setup(&f, zones);
+	ck_assert_ptr_nonnull(group_of(&f, "a.corp.example", ZONES_FORWARD));
+	ck_assert_ptr_eq(group_of(&f, "a.corp.example", ZONES_FORWARD),
+			 lookup(&f, "a.corp.example"));
+	ck_assert_ptr_eq(group_of(&f, "www.example", ZONES_FORWARD),
+			 lookup(&f, "www.example"));
+	ck_assert_ptr_ne(group_of(&f, "www.example", ZONES_FORWARD),
+			 group_of(&f, "corp.example", ZONES_FORWARD));
+	ck_assert_ptr_null(group_of(&f, "localhost", ZONES_LOCAL));
+	ck_assert_ptr_null(group_of(&f, "example.org", ZONES_DEFAULT));
+	ck_assert_ptr_null(forward_group_of(NULL, &m));
+	m.group = 2;   /* no such group: never read past the set */
+	ck_assert_ptr_null(forward_group_of(f.set, &m));
 	teardown(&f);
 }
 END_TEST
@@ -224,6 +268,7 @@ static Suite *forward_suite(void)
 
 	tcase_add_test(tc, test_no_zone_no_group);
 	tcase_add_test(tc, test_most_specific_wins);
+	tcase_add_test(tc, test_group_of_a_match);
 	tcase_add_test(tc, test_long_names);
 	tcase_add_test(tc, test_fifty_zones);
 	tcase_add_test(tc, test_command_line_groups);
