@@ -422,12 +422,15 @@ static upstream_t *choose_healthy(upstream_set_t *set, const upstream_t *avoid,
 		}
 		if (set->policy == POLICY_ORDERED)
 			return u;
-		/* RTT: unmeasured upstreams first, then the fastest; now and
-		 * then a random one, so that the choice can change. */
+		/* RTT: unmeasured upstreams first (in configured order), then
+		 * the fastest; now and then a random one, so that the choice
+		 * can change. Not while one is unmeasured: trying it is the
+		 * exploration, and the order stays the one the user wrote. */
 		if (!best || u->srtt_ms < best->srtt_ms)
 			best = u;
 	}
-	if (best && nhealthy > 1 && rand_u32() % EXPLORE_ONE_IN == 0) {
+	if (best && best->srtt_ms > 0 && nhealthy > 1 &&
+	    rand_u32() % EXPLORE_ONE_IN == 0) {
 		size_t pick = rand_u32() % nhealthy;
 		for (size_t i = 0; i < set->n; i++) {
 			upstream_t *u = &set->ups[i];
