@@ -163,9 +163,9 @@ END_TEST
 
 /* rtt: while no upstream is measured, the first query of a fresh set
  * goes to A, the first in order, every time (no random exploration
- * before there is a measurement to question; it made race.test and the
- * cases here that expect A first fail one run in 64). 200 fresh sets:
- * the old behaviour passes this with a chance of ~4 %. */
+ * before there is a measurement to question; it made race.test, which
+ * runs rtt, fail one run in 64; the other cases here run ordered). 200
+ * fresh sets: the old behaviour passes this with a chance of ~4 %. */
 START_TEST(test_unmeasured_in_order)
 {
 	F.P.cfg.policy = POLICY_RTT;
