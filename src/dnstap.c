@@ -28,7 +28,8 @@
  * cost 14 % of a loaded dotstub's time in glibc's arena code), no
  * per-message queue entry, no copy. It is all resident once it has
  * wrapped, and it is what dnstap adds to the RSS. At the bench's 80 MB/s
- * (tcp, udp-miss: four messages, ~1 KB a query) 256 KiB rings dropped
+ * (tcp, udp-miss: four messages, ~1 KB a query while the upstream
+ * messages were logged padded; ~0.5 KB since) 256 KiB rings dropped
  * ~1 % of the messages, 1 MiB none; 2 MiB leaves room to wake the writer
  * only every 512 KiB (below). A full ring drops the message and counts
  * it: a worker never waits. Power of 2. */

@@ -75,6 +75,7 @@ struct query_env {
 	dnstap_queue_t *tap;        /* NULL: dnstap off */
 	uint8_t out[DNSMSG_MAX];    /* one answer at a time: the loop is ours */
 	uint8_t plain[DNSMSG_MAX];  /* an upstream answer, padding removed */
+	uint8_t tap_msg[DNSMSG_MAX];  /* an upstream message for dnstap */
 };
 
 /* The cache ages on boot time: an answer cached before a suspend has aged
@@ -276,6 +277,19 @@ static void store(query_t *qr, size_t n)
 		cache_store(env->cache, &qr->q, env->plain, n, cache_now());
 }
 
+/* dnstap logs upstream messages without their padding: it hides lengths
+ * on the wire, and would be most of the log's bytes, and of its cost. */
+static void tap_forwarder_response(query_t *qr, const dot_req_t *req,
+				   const uint8_t *msg, size_t len)
+{
+	query_env_t *env = qr->env;
+	size_t n = dnsmsg_unpad(msg, len, env->tap_msg, sizeof(env->tap_msg));
+
+	dnstap_forwarder_response(env->tap, qr->sent_to, req->sent_at,
+				  ev_now(env->loop), n ? env->tap_msg : msg,
+				  n ? n : len);
+}
+
 /* The answer is kept and rebuilt for each client without the upstream's
  * padding: a 468-byte block (RFC 8467) around a typical 70-byte answer. */
 static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
@@ -285,8 +299,7 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	size_t n = dnsmsg_strip_answer(msg, len, env->plain, sizeof(env->plain));
 
 	if (env->tap && qr->sent_to)
-		dnstap_forwarder_response(env->tap, qr->sent_to, req->sent_at,
-					  ev_now(env->loop), msg, len);
+		tap_forwarder_response(qr, req, msg, len);
 	if (qr->answered) {
 		store(qr, n);
 		query_free(qr);
@@ -309,14 +322,18 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 	query_free(qr);
 }
 
-/* dnstap: the message as it went to upstream u (its ID is the wire's). */
+/* dnstap: the message as it went to upstream u (its ID is the wire's),
+ * less its padding (tap_forwarder_response()). */
 static void on_sent(dot_req_t *req, const config_upstream_t *u,
 		    const uint8_t *msg, size_t len)
 {
 	query_t *qr = QUERY_OF(req);
+	query_env_t *env = qr->env;
+	size_t n = dnsmsg_unpad(msg, len, env->tap_msg, sizeof(env->tap_msg));
 
 	qr->sent_to = &u->addr;
-	dnstap_forwarder_query(qr->env->tap, &u->addr, req->sent_at, msg, len);
+	dnstap_forwarder_query(env->tap, &u->addr, req->sent_at,
+			       n ? env->tap_msg : msg, n ? n : len);
 }
 
 /* A plain DNS forward group: c-ares keeps its own time per server, so no

@@ -137,6 +137,13 @@ size_t dnsmsg_build_client_answer(const uint8_t *ans, size_t len,
 size_t dnsmsg_strip_answer(const uint8_t *ans, size_t len, uint8_t *out,
 			   size_t cap);
 
+/* The message (a query or an answer) without its EDNS padding options
+ * (RFC 7830), for the query log: everything else, the ID and the other
+ * options included, as it is. Returns the length written to out, or 0
+ * when there is no padding to remove, the message cannot be read or out
+ * is too small: then log `msg` as it is. */
+size_t dnsmsg_unpad(const uint8_t *msg, size_t len, uint8_t *out, size_t cap);
+
 /* A recursive query for name/type (class IN) with `id`, built by
  * ares_create_query, for --probe. Returns the length, 0 on failure. */
 size_t dnsmsg_build_probe(const char *name, uint16_t qtype, uint16_t id,

@@ -564,6 +564,53 @@ START_TEST(test_answer_strips_per_hop_options)
 }
 END_TEST
 
+/* dnstap logs upstream messages less their padding and nothing else: the
+ * padded query we send, and an answer whose padding sits between other
+ * options with a record after the OPT. */
+START_TEST(test_unpad)
+{
+	uint8_t m[512], up[1024], ans[4096], out[4096];
+	dnsmsg_query_t q;
+	size_t n = make_query(m, "www.example.test", 1, 1232, 1);
+
+	add_option(m, &n, n - 11, NSID, 0);
+	ck_assert_int_eq(dnsmsg_parse_query(m, n, &q), DNSMSG_OK);
+	size_t u = dnsmsg_build_upstream(m, n, &q, 0x4242, 128, up,
+					 dnsmsg_padded_size(n, 128));
+	ck_assert_uint_eq(u % 128, 0);
+	size_t r = dnsmsg_unpad(up, u, out, sizeof(out));
+	/* What is left is the upstream query built without padding. */
+	size_t plain = dnsmsg_build_upstream(m, n, &q, 0x4242, 0, ans, sizeof(ans));
+	ck_assert_uint_eq(r, plain);
+	ck_assert_mem_eq(out, ans, r);
+	ck_assert_int_eq(opt_codes(out, r), BIT(NSID) | BIT(KEEPALIVE));
+	ck_assert_uint_eq(dnsmsg_unpad(out, r, ans, sizeof(ans)), 0);  /* none */
+
+	size_t a = make_answer(ans, m, n, 10, 30);
+	size_t opt_at = a - 11 - 4 - 30;
+	add_option(ans, &a, opt_at, NSID, 4);
+	add_option(ans, &a, opt_at, PADDING, 9);
+	add_option(ans, &a, opt_at, EDE, 2);
+	/* A record after the OPT (an owner ".", type A, 4 bytes), counted. */
+	static const uint8_t tail[] = { 0, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 192, 0, 2, 1 };
+	memcpy(ans + a, tail, sizeof(tail));
+	a += sizeof(tail);
+	put16(ans + 10, 2);
+	r = dnsmsg_unpad(ans, a, out, sizeof(out));
+	ck_assert_uint_eq(r, a - 4 - 30 - 4 - 9);
+	ck_assert_int_eq(opt_codes(out, r), BIT(NSID) | BIT(EDE));
+	ck_assert_uint_eq(DNS_HEADER_QID(out), DNS_HEADER_QID(ans));
+	ck_assert_uint_eq(DNS_HEADER_ARCOUNT(out), 2);
+	ck_assert_mem_eq(out + 12, ans + 12, opt_at + 11 - 12 - 2);
+	ck_assert_mem_eq(out + r - sizeof(tail), tail, sizeof(tail));
+	/* Unreadable, or no room: 0, and the caller logs it as it is. */
+	ck_assert_uint_eq(dnsmsg_unpad(ans, a - sizeof(tail) - 1, out, sizeof(out)), 0);
+	ck_assert_uint_eq(dnsmsg_unpad(ans, 8, out, sizeof(out)), 0);
+	ck_assert_uint_eq(dnsmsg_unpad(ans, a, out, r - 1), 0);
+	ck_assert_uint_eq(dnsmsg_unpad(ans, a, out, r), r);
+}
+END_TEST
+
 /* An answer (cached for, or sent upstream by, another client) goes back
  * with the asking client's own question bytes: clients that randomise
  * the case of their names (0x20) check them. */
@@ -763,6 +810,7 @@ static Suite *dnsmsg_suite(void)
 	tcase_add_test(tc, test_stale_answer);
 	tcase_add_test(tc, test_unreadable_answer);
 	tcase_add_test(tc, test_keepalive);
+	tcase_add_test(tc, test_unpad);
 	suite_add_tcase(s, tc);
 	return s;
 }
