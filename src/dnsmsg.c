@@ -659,26 +659,23 @@ static int find_opt(const uint8_t *m, size_t len, struct rr *opt)
 }
 
 /* The message is copied around its OPT's options: before them, the
- * options but padding, after them (nothing, or records after the OPT). */
+ * options but padding, after them (nothing, or records after the OPT).
+ * The options that went are what the copy is short of. */
 size_t dnsmsg_unpad(const uint8_t *msg, size_t len, uint8_t *out, size_t cap)
 {
 	struct out o = { out, 0, cap, 0 };
 	struct rr opt;
-	size_t p, padding = 0;
 
 	if (len < DNSMSG_HEADER_LEN || find_opt(msg, len, &opt) < 0)
 		return 0;
-	for (p = opt.rdata; p < opt.end; p += 4 + get16(msg + p + 2))
-		if (get16(msg + p) == OPT_PADDING)
-			padding += 4 + get16(msg + p + 2);
-	if (padding == 0)
-		return 0;
 	put(&o, msg, opt.rdata);
 	put_options_except(&o, msg, &opt, OPT_BIT(OPT_PADDING));
+	size_t rdlen = o.len - opt.rdata;
+	if (o.full || rdlen == opt.end - opt.rdata)
+		return 0;
 	put(&o, msg + opt.end, len - opt.end);
 	if (o.full)
 		return 0;
-	size_t rdlen = opt.end - opt.rdata - padding;
 	out[opt.rdata - 2] = (uint8_t)(rdlen >> 8);
 	out[opt.rdata - 1] = (uint8_t)rdlen;
 	return o.len;

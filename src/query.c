@@ -278,16 +278,26 @@ static void store(query_t *qr, size_t n)
 }
 
 /* dnstap logs upstream messages without their padding: it hides lengths
- * on the wire, and would be most of the log's bytes, and of its cost. */
+ * on the wire, and would be most of the log's bytes, and of its cost.
+ * *msg, *len become env->tap_msg's copy, or stay (nothing to remove). */
+static void tap_unpad(query_env_t *env, const uint8_t **msg, size_t *len)
+{
+	size_t n = dnsmsg_unpad(*msg, *len, env->tap_msg, sizeof(env->tap_msg));
+
+	if (n) {
+		*msg = env->tap_msg;
+		*len = n;
+	}
+}
+
 static void tap_forwarder_response(query_t *qr, const dot_req_t *req,
 				   const uint8_t *msg, size_t len)
 {
 	query_env_t *env = qr->env;
-	size_t n = dnsmsg_unpad(msg, len, env->tap_msg, sizeof(env->tap_msg));
 
+	tap_unpad(env, &msg, &len);
 	dnstap_forwarder_response(env->tap, qr->sent_to, req->sent_at,
-				  ev_now(env->loop), n ? env->tap_msg : msg,
-				  n ? n : len);
+				  ev_now(env->loop), msg, len);
 }
 
 /* The answer is kept and rebuilt for each client without the upstream's
@@ -323,17 +333,15 @@ static void on_answer(dot_req_t *req, const uint8_t *msg, size_t len)
 }
 
 /* dnstap: the message as it went to upstream u (its ID is the wire's),
- * less its padding (tap_forwarder_response()). */
+ * less its padding (tap_unpad()). */
 static void on_sent(dot_req_t *req, const config_upstream_t *u,
 		    const uint8_t *msg, size_t len)
 {
 	query_t *qr = QUERY_OF(req);
-	query_env_t *env = qr->env;
-	size_t n = dnsmsg_unpad(msg, len, env->tap_msg, sizeof(env->tap_msg));
 
 	qr->sent_to = &u->addr;
-	dnstap_forwarder_query(env->tap, &u->addr, req->sent_at,
-			       n ? env->tap_msg : msg, n ? n : len);
+	tap_unpad(qr->env, &msg, &len);
+	dnstap_forwarder_query(qr->env->tap, &u->addr, req->sent_at, msg, len);
 }
 
 /* A plain DNS forward group: c-ares keeps its own time per server, so no
