@@ -320,22 +320,29 @@ static void fit_fd_limit(config_t *cfg)
 
 /* Without an allow line only loopback clients are answered: a listener or
  * metrics address beyond loopback then serves nobody new, which is safe
- * but surely not what was meant. Say so, naming the address. */
-static void warn_loopback_only(const config_t *cfg)
+ * but surely not what was meant. With one, a metrics address beyond
+ * loopback sends the page (the upstreams, their health and certificates'
+ * expiry) over plain HTTP to every client the line allows. Say so, naming
+ * the address. */
+static void warn_beyond_loopback(const config_t *cfg)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	if (cfg->allow)
-		return;
-	for (size_t i = 0; i < cfg->nlisten; i++)
+	for (size_t i = 0; !cfg->allow && i < cfg->nlisten; i++)
 		if (!acl_is_loopback(&cfg->listen[i].addr))
 			log_warn("listener %s is not on loopback and there is no "
 				 "allow line: only loopback clients will be answered "
 				 "(allow = CIDR, or --allow, for the others)",
 				 cfg->listen[i].text);
-	if (cfg->metrics && config_parse_addr(cfg->metrics, 0, &ss, &len) == 0 &&
-	    !acl_is_loopback(&ss))
+	if (!cfg->metrics || config_parse_addr(cfg->metrics, 0, &ss, &len) < 0 ||
+	    acl_is_loopback(&ss))
+		return;
+	if (cfg->allow)
+		log_warn("metrics %s is not on loopback: the page goes over plain "
+			 "HTTP, unauthenticated, to every client the allow line "
+			 "allows", cfg->metrics);
+	else
 		log_warn("metrics %s is not on loopback and there is no allow "
 			 "line: only loopback clients will be served", cfg->metrics);
 }
@@ -384,7 +391,7 @@ static void reload(daemon_t *d)
 	if (strcmp(cfg.dnstap ? cfg.dnstap : "", d->sc->cfg.dnstap ? d->sc->cfg.dnstap : ""))
 		log_warn("reload: a dnstap change takes effect at the next start");
 	fit_fd_limit(&cfg);
-	warn_loopback_only(&cfg);
+	warn_beyond_loopback(&cfg);
 	forward_warn_plaintext(&cfg);
 	sc = shared_config_new(&cfg);
 	for (unsigned i = 0; i < d->nworkers; i++)
@@ -501,7 +508,7 @@ static int run(daemon_t *d)
 	const config_t *cfg = &d->sc->cfg;
 
 	d->loop = ev_default_loop(EVFLAG_AUTO);
-	warn_loopback_only(cfg);
+	warn_beyond_loopback(cfg);
 	forward_warn_plaintext(cfg);
 	if (create_workers(d) < 0 || serve_metrics(d) < 0 || create_pidfile(d) < 0)
 		return 1;
@@ -542,7 +549,7 @@ static int check_config(const config_t *cfg)
 		log_error("dnstap %s: this dotstub was built without dnstap", cfg->dnstap);
 		return 1;
 	}
-	warn_loopback_only(cfg);
+	warn_beyond_loopback(cfg);
 	forward_warn_plaintext(cfg);
 	config_print(cfg, stdout);
 	return 0;
